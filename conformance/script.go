@@ -1,0 +1,395 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/karat-go/karat/drivers/memstore"
+	"github.com/karat-go/karat/store"
+)
+
+// ScriptCase is one input on which CheckScript runs both bodies of a script.
+type ScriptCase struct {
+	Name string
+	// Keys are names; CheckScript turns them into keys under a prefix of its
+	// own that share one hash tag, in this order.
+	Keys []string
+	Args []string
+	// Setup, if set, writes the initial state; it runs on both stores.
+	Setup func(ctx context.Context, s store.Store, keys []string) error
+	// Equal, if set, compares the Lua result (target) with the Go one
+	// (reference) instead of Value.Equal: for results that depend on the
+	// clock, on a target whose clock CheckScript cannot set.
+	Equal func(target, reference store.Value) bool
+}
+
+// CheckScript runs s on every case twice: on a store from h (the Lua body, on
+// a Redis driver) and on a reference memory store (the Go body), and
+// compares the two results, and the two resulting states of the case's keys
+// (type, value, TTL). It also checks that a case that fails writes nothing,
+// on either side. When h is a Clock, both clocks are set to the same instant
+// far from now, so a body that reads the machine's clock instead of the
+// store's is caught; otherwise the reference clock is set to the server's
+// TIME just before the call and TTLs are compared to within a second.
+func CheckScript(t *testing.T, h Harness, s *store.Script, cases []ScriptCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			ctx := context.Background()
+			target, err := h.MakeStore(ctx)
+			require.NoError(t, err)
+			refClock := memstore.NewFakeClock(farTime)
+			ref := memstore.New(&memstore.Options{Clock: refClock})
+			defer ref.Close()
+
+			prefix := randomPrefix()
+			keys := make([]string, len(c.Keys))
+			for i, name := range c.Keys {
+				keys[i], err = store.TaggedKey(prefix, name)
+				require.NoError(t, err)
+			}
+			defer func() {
+				if len(keys) > 0 {
+					if _, err := target.Delete(context.Background(), keys...); err != nil {
+						t.Errorf("cleanup: %v", err)
+					}
+				}
+			}()
+
+			tolerance := time.Second
+			clock, hasClock := h.(Clock)
+			if hasClock {
+				clock.SetNow(farTime)
+				tolerance = 0
+			}
+			if c.Setup != nil {
+				require.NoError(t, c.Setup(ctx, target, keys), "setup on the target")
+				require.NoError(t, c.Setup(ctx, ref, keys), "setup on the reference")
+			}
+			before := snapshot(t, ctx, target, keys)
+			requireSameState(t, before, snapshot(t, ctx, ref, keys), tolerance, "after setup")
+			if !hasClock {
+				now, err := storeNow(ctx, target)
+				require.NoError(t, err, "reading the target's clock")
+				refClock.Set(now)
+			}
+
+			got, gotErr := target.Eval(ctx, s, keys, c.Args...)
+			want, wantErr := ref.Eval(ctx, s, keys, c.Args...)
+			if msg := sameError(gotErr, wantErr); msg != "" {
+				t.Fatalf("%s %s: Lua and Go bodies fail differently: %s\n  Lua: %v\n  Go:  %v", s.Name(), c.Name, msg, gotErr, wantErr)
+			}
+			if gotErr == nil {
+				eq := c.Equal
+				if eq == nil {
+					eq = store.Value.Equal
+				}
+				if !eq(got, want) {
+					t.Errorf("%s %s: results differ\n  Lua: %s\n  Go:  %s", s.Name(), c.Name, got, want)
+				}
+			}
+			after := snapshot(t, ctx, target, keys)
+			requireSameState(t, after, snapshot(t, ctx, ref, keys), tolerance, "after the call (Lua state vs Go state)")
+			if gotErr != nil {
+				requireSameState(t, after, before, tolerance, "the failed call wrote something")
+			}
+		})
+	}
+}
+
+// farTime is the instant CheckScript and the clock case set controllable
+// clocks to: far from any machine's clock, with microseconds, so a body that
+// reads time.Now or truncates to seconds is caught.
+var farTime = time.Date(2061, time.July, 28, 12, 34, 56, 789012000, time.UTC)
+
+// sentinels are the store error classes a script call can end with.
+var sentinels = []error{store.ErrWrongType, store.ErrNotInteger, store.ErrInvalidKey, store.ErrInvalidTTL,
+	store.ErrCrossSlot, store.ErrFull, store.ErrNotFound, store.ErrUnavailable, store.ErrClosed}
+
+// sameError returns "" when a and b are the same failure: both nil, both a
+// *store.ScriptError with one message, or both of one store error class.
+func sameError(a, b error) string {
+	if a == nil && b == nil {
+		return ""
+	}
+	if (a == nil) != (b == nil) {
+		return "one failed, the other did not"
+	}
+	var sa, sb *store.ScriptError
+	if errors.As(a, &sa) || errors.As(b, &sb) {
+		if !errors.As(a, &sa) || !errors.As(b, &sb) {
+			return "only one raised a ScriptError"
+		}
+		if sa.Message != sb.Message {
+			return fmt.Sprintf("ScriptError messages %q and %q", sa.Message, sb.Message)
+		}
+		return ""
+	}
+	for _, s := range sentinels {
+		if errors.Is(a, s) != errors.Is(b, s) {
+			return fmt.Sprintf("only one is %v", s)
+		}
+	}
+	return ""
+}
+
+// keyState is what CheckScript compares of a key.
+type keyState struct {
+	Kind string // "missing", "string", "hash"
+	Str  string
+	Hash map[string]string
+	TTL  time.Duration
+}
+
+func snapshot(t *testing.T, ctx context.Context, s store.Store, keys []string) []keyState {
+	t.Helper()
+	out := make([]keyState, len(keys))
+	for i, k := range keys {
+		ttl, err := s.TTL(ctx, k)
+		if errors.Is(err, store.ErrNotFound) {
+			out[i] = keyState{Kind: "missing"}
+			continue
+		}
+		require.NoError(t, err)
+		st := keyState{TTL: ttl}
+		v, err := s.Get(ctx, k)
+		switch {
+		case err == nil:
+			st.Kind, st.Str = "string", string(v)
+		case errors.Is(err, store.ErrWrongType):
+			all, err := s.HGetAll(ctx, k)
+			require.NoError(t, err)
+			st.Kind, st.Hash = "hash", map[string]string{}
+			for f, v := range all {
+				st.Hash[f] = string(v)
+			}
+		default:
+			require.NoError(t, err)
+		}
+		out[i] = st
+	}
+	return out
+}
+
+func requireSameState(t *testing.T, a, b []keyState, tolerance time.Duration, what string) {
+	t.Helper()
+	for i := range a {
+		x, y := a[i], b[i]
+		d := x.TTL - y.TTL
+		if d < 0 {
+			d = -d
+		}
+		ttlOK := d <= tolerance && (x.TTL == 0) == (y.TTL == 0)
+		xs, ys := x, y
+		xs.TTL, ys.TTL = 0, 0
+		if !assert.Equal(t, xs, ys, "key %d: %s", i, what) || !ttlOK {
+			t.Fatalf("key %d: %s: %+v vs %+v (TTL tolerance %v)", i, what, x, y, tolerance)
+		}
+	}
+}
+
+// casScript is a compare-and-increment: if KEYS[1] (missing counts as "0")
+// holds ARGV[1], store ARGV[1]+1 there with a TTL of ARGV[2] ms, record
+// ARGV[3] in the hash KEYS[2], and return the new value; otherwise raise
+// CONFLICT and write nothing.
+var casScript = store.NewScript("conformance-cas", `
+local cur = redis.call('GET', KEYS[1])
+if cur == false then cur = '0' end
+if cur ~= ARGV[1] then
+  return redis.error_reply('CONFLICT have ' .. cur)
+end
+local audit = redis.call('TYPE', KEYS[2])['ok']
+if audit ~= 'none' and audit ~= 'hash' then
+  return redis.error_reply('WRONGTYPE audit key is not a hash')
+end
+local n = tonumber(cur) + 1
+redis.call('SET', KEYS[1], tostring(n), 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], 'last', ARGV[3])
+return n`,
+	func(v store.ScriptView, keys, args []string) (store.Value, error) {
+		cur := "0"
+		b, err := v.Get(keys[0])
+		switch {
+		case err == nil:
+			cur = string(b)
+		case !errors.Is(err, store.ErrNotFound):
+			return store.Value{}, err
+		}
+		if cur != args[0] {
+			return store.Value{}, &store.ScriptError{Message: "CONFLICT have " + cur}
+		}
+		n, err := strconv.ParseInt(cur, 10, 64)
+		if err != nil {
+			return store.Value{}, err
+		}
+		ms, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil {
+			return store.Value{}, err
+		}
+		if _, err := v.HGetAll(keys[1]); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Value{}, err // check before writing: Lua's HSET would fail after its SET
+		}
+		if err := v.Set(keys[0], []byte(strconv.FormatInt(n+1, 10)), time.Duration(ms)*time.Millisecond); err != nil {
+			return store.Value{}, err
+		}
+		if err := v.HSet(keys[1], map[string][]byte{"last": []byte(args[2])}); err != nil {
+			return store.Value{}, err
+		}
+		return store.IntValue(n + 1), nil
+	})
+
+// clockScript returns the store's time as {seconds, microseconds}.
+var clockScript = store.NewScript("conformance-clock", `
+local t = redis.call('TIME')
+return {tonumber(t[1]), tonumber(t[2])}`,
+	func(v store.ScriptView, _, _ []string) (store.Value, error) {
+		now := v.Now()
+		return store.ArrayValue(store.IntValue(now.Unix()), store.IntValue(int64(now.Nanosecond()/1000))), nil
+	})
+
+// storeNow reads the store's clock through clockScript.
+func storeNow(ctx context.Context, s store.Store) (time.Time, error) {
+	v, err := s.Eval(ctx, clockScript, nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if v.Kind != store.KindArray || len(v.Array) != 2 {
+		return time.Time{}, fmt.Errorf("clock script returned %s", v)
+	}
+	return time.Unix(v.Array[0].Int, v.Array[1].Int*1000).UTC(), nil
+}
+
+// valuesScript returns, by ARGV[1], one of the shapes Lua's conversion to
+// RESP produces.
+var valuesScript = store.NewScript("conformance-values", `
+local w = ARGV[1]
+if w == 'nested' then return {1, 'two', {3, ''}, false, 'after-false'} end
+if w == 'stops-at-nil' then return {1, nil, 3} end
+if w == 'true' then return true end
+if w == 'false' then return false end
+if w == 'nil' then return nil end
+if w == 'float' then return 3.99 end
+if w == 'negative-float' then return -3.99 end
+if w == 'empty' then return {} end
+if w == 'empty-string' then return '' end
+if w == 'status' then return redis.status_reply('FINE') end
+return redis.error_reply('UNKNOWN ' .. w)`,
+	func(_ store.ScriptView, _, args []string) (store.Value, error) {
+		switch args[0] {
+		case "nested":
+			return store.ArrayValue(store.IntValue(1), store.StringValue("two"),
+				store.ArrayValue(store.IntValue(3), store.StringValue("")), store.NilValue(), store.StringValue("after-false")), nil
+		case "stops-at-nil":
+			return store.ArrayValue(store.IntValue(1)), nil
+		case "true":
+			return store.BoolValue(true), nil
+		case "false":
+			return store.BoolValue(false), nil
+		case "nil":
+			return store.NilValue(), nil
+		case "float":
+			return store.IntValue(3), nil
+		case "negative-float":
+			return store.IntValue(-3), nil
+		case "empty":
+			return store.ArrayValue(), nil
+		case "empty-string":
+			return store.StringValue(""), nil
+		case "status":
+			return store.StringValue("FINE"), nil
+		}
+		return store.Value{}, &store.ScriptError{Message: "UNKNOWN " + args[0]}
+	})
+
+func setString(val string, ttl time.Duration, key int) func(context.Context, store.Store, []string) error {
+	return func(ctx context.Context, s store.Store, keys []string) error {
+		return s.Set(ctx, keys[key], []byte(val), ttl)
+	}
+}
+
+func testScriptBodiesAgree(e *env) {
+	keys := []string{"counter", "audit"}
+	CheckScript(e.t, e.h, casScript, []ScriptCase{
+		{Name: "fresh", Keys: keys, Args: []string{"0", "60000", "a"}},
+		{Name: "match", Keys: keys, Args: []string{"41", "60000", "b"}, Setup: setString("41", 0, 0)},
+		{Name: "match-with-ttl", Keys: keys, Args: []string{"7", "5000", "c"}, Setup: setString("7", time.Hour, 0)},
+		{Name: "conflict", Keys: keys, Args: []string{"4", "60000", "c"}, Setup: setString("5", time.Hour, 0)},
+		{Name: "wrong-type", Keys: keys, Args: []string{"0", "60000", "d"},
+			Setup: func(ctx context.Context, s store.Store, keys []string) error {
+				return s.HSet(ctx, keys[0], map[string][]byte{"f": []byte("x")})
+			}},
+		{Name: "audit-wrong-type-writes-nothing", Keys: keys, Args: []string{"0", "60000", "e"}, Setup: setString("x", 0, 1)},
+	})
+}
+
+func testScriptValues(e *env) {
+	var cases []ScriptCase
+	for _, w := range []string{"nested", "stops-at-nil", "true", "false", "nil", "float", "negative-float", "empty", "empty-string", "status", "bogus"} {
+		cases = append(cases, ScriptCase{Name: w, Args: []string{w}})
+	}
+	CheckScript(e.t, e.h, valuesScript, cases)
+}
+
+func testScriptClock(e *env) {
+	t := e.t
+	if c, ok := e.clock(); ok {
+		c.SetNow(farTime)
+		got, err := storeNow(e.ctx, e.s)
+		require.NoError(t, err)
+		assert.True(t, farTime.Equal(got), "scripts see the store's clock, to the microsecond: set %v, script saw %v", farTime, got)
+		return
+	}
+	got, err := storeNow(e.ctx, e.s)
+	require.NoError(t, err)
+	assert.WithinDuration(t, time.Now(), got, time.Minute, "the server's clock, seen from a script, is near this machine's")
+}
+
+func testScriptContention(e *env) {
+	t, ctx, s := e.t, e.ctx, e.s
+	keys := []string{e.tagged("counter"), e.tagged("audit")}
+	const goroutines, each = 64, 3
+	var wg sync.WaitGroup
+	var conflicts atomic.Int64
+	var failed atomic.Value
+	for g := range goroutines {
+		wg.Go(func() {
+			for done := 0; done < each; {
+				cur := "0"
+				if v, err := s.Get(ctx, keys[0]); err == nil {
+					cur = string(v)
+				} else if !errors.Is(err, store.ErrNotFound) {
+					failed.Store(err)
+					return
+				}
+				_, err := s.Eval(ctx, casScript, keys, cur, "60000", strconv.Itoa(g))
+				var se *store.ScriptError
+				switch {
+				case err == nil:
+					done++
+				case errors.As(err, &se) && len(se.Message) >= 8 && se.Message[:8] == "CONFLICT":
+					conflicts.Add(1)
+				default:
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Get(ctx, keys[0])
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(goroutines*each), string(v), "compare-and-increment stays exact under contention")
+	t.Logf("%d increments, %d conflicts retried", goroutines*each, conflicts.Load())
+}
