@@ -719,9 +719,12 @@ func testStalledServer(e *env) {
 	stall()
 	const deadline = 300 * time.Millisecond
 	for name, call := range map[string]func(context.Context) error{
-		"Get":  func(ctx context.Context) error { _, err := s.Get(ctx, k); return err },
-		"Set":  func(ctx context.Context) error { return s.Set(ctx, k, []byte("w"), 0) },
-		"Eval": func(ctx context.Context) error { _, err := s.Eval(ctx, casScript, []string{k, k}, "0", "1", "x"); return err },
+		"Get": func(ctx context.Context) error { _, err := s.Get(ctx, k); return err },
+		"Set": func(ctx context.Context) error { return s.Set(ctx, k, []byte("w"), 0) },
+		"Eval": func(ctx context.Context) error {
+			_, err := s.Eval(ctx, casScript, []string{k, k}, "0", "1", "x")
+			return err
+		},
 	} {
 		ctx, cancel := context.WithTimeout(e.ctx, deadline)
 		start := time.Now()

@@ -73,10 +73,10 @@ func newMemoryHarness(context.Context, *testing.T) (conformance.Harness, error) 
 // MakeStore returns the one store: instances of the memory driver cannot
 // share data otherwise, and sharing it is what the suite needs.
 func (h *memoryHarness) MakeStore(context.Context) (store.Store, error) { return h.s, nil }
-func (h *memoryHarness) Capabilities() []string                        { return []string{store.CapScan, store.CapStats} }
-func (h *memoryHarness) Close()                                        { h.s.Close() }
-func (h *memoryHarness) SetNow(t time.Time)                            { h.clock.Set(t) }
-func (h *memoryHarness) Advance(d time.Duration)                       { h.clock.Advance(d) }
+func (h *memoryHarness) Capabilities() []string                         { return []string{store.CapScan, store.CapStats} }
+func (h *memoryHarness) Close()                                         { h.s.Close() }
+func (h *memoryHarness) SetNow(t time.Time)                             { h.clock.Set(t) }
+func (h *memoryHarness) Advance(d time.Duration)                        { h.clock.Advance(d) }
 func (h *memoryHarness) CappedStore(_ context.Context, n int) (store.Store, error) {
 	return memstore.New(&memstore.Options{MaxEntries: n, Clock: h.clock}), nil
 }
@@ -126,10 +126,12 @@ func (h *miniredisHarness) open(addr string) store.Store {
 	return s
 }
 
-func (h *miniredisHarness) MakeStore(context.Context) (store.Store, error) { return h.open(h.m.Addr()), nil }
-func (h *miniredisHarness) Capabilities() []string                        { return []string{store.CapScan, store.CapStats} }
-func (h *miniredisHarness) SetNow(t time.Time)                            { h.m.SetTime(t) }
-func (h *miniredisHarness) Advance(d time.Duration)                       { h.m.FastForward(d) }
+func (h *miniredisHarness) MakeStore(context.Context) (store.Store, error) {
+	return h.open(h.m.Addr()), nil
+}
+func (h *miniredisHarness) Capabilities() []string  { return []string{store.CapScan, store.CapStats} }
+func (h *miniredisHarness) SetNow(t time.Time)      { h.m.SetTime(t) }
+func (h *miniredisHarness) Advance(d time.Duration) { h.m.FastForward(d) }
 func (h *miniredisHarness) StalledStore(context.Context) (store.Store, func(), error) {
 	p := redistest.NewProxy(h.t, h.m.Addr())
 	return h.open(p.Addr), p.Stall, nil
