@@ -70,7 +70,7 @@ func Key(parts ...string) (string, error) {
 // with "{" + encoded tag + "}", so every key built with the same tag lands in
 // the same slot, whatever its other parts. Put the entity that multi-key
 // operations and scripts group by in the tag (a user id for a session and its
-// user's index, say).
+// user's index, say). An empty tag is ErrInvalidKey: Redis would ignore it.
 func TaggedKey(tag string, parts ...string) (string, error) {
 	return buildKey(true, tag, parts)
 }
@@ -81,6 +81,10 @@ func buildKey(tagged bool, tag string, parts []string) (string, error) {
 	}
 	n := 0
 	if tagged {
+		if tag == "" {
+			// Redis ignores an empty tag ("{}") and hashes the whole key.
+			return "", fmt.Errorf("%w: empty hash tag", ErrInvalidKey)
+		}
 		if len(tag) > MaxPartLen {
 			return "", fmt.Errorf("%w: tag of %d bytes exceeds %d", ErrInvalidKey, len(tag), MaxPartLen)
 		}
@@ -120,6 +124,9 @@ func SplitKey(key string) (tagged bool, tag string, parts []string, err error) {
 		end := strings.IndexByte(rest, '}')
 		if end < 0 {
 			return false, "", nil, fmt.Errorf("%w: unterminated tag", ErrInvalidKey)
+		}
+		if end == 1 {
+			return false, "", nil, fmt.Errorf("%w: empty tag", ErrInvalidKey)
 		}
 		if tag, err = decodePart(rest[1:end]); err != nil {
 			return false, "", nil, err
