@@ -120,10 +120,12 @@ func (e *env) newStore() store.Store {
 }
 
 // passTime lets d pass for key expiry: on a harness with a Clock it advances
-// it; on a real server it returns and waitGone polls.
+// it by d and a millisecond more (Redis keeps a key until its expiry instant
+// has passed, not when it is reached); on a real server it returns at once
+// and waitGone polls.
 func (e *env) passTime(d time.Duration) {
 	if c, ok := e.clock(); ok {
-		c.Advance(d)
+		c.Advance(d + time.Millisecond)
 	}
 }
 
