@@ -1,0 +1,50 @@
+package redisdrv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/karat-go/karat/store"
+)
+
+func TestScanPattern(t *testing.T) {
+	for prefix, want := range map[string]string{
+		"":             "*",
+		"karat:sess:":  "karat:sess:*",
+		`a*b?c[d]e\f`:  `a\*b\?c\[d\]e\\f*`,
+		"%2A{tag}:x y": "%2A{tag}:x y*",
+	} {
+		if got := ScanPattern(prefix); got != want {
+			t.Errorf("ScanPattern(%q) = %q, want %q", prefix, got, want)
+		}
+	}
+}
+
+func TestCountsAsError(t *testing.T) {
+	cause := errors.New("cause")
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("%w: %w", store.ErrNotFound, cause), false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+		{TransportError(canceled(), cause), false},
+		{fmt.Errorf("%w: %w: %w", store.ErrUnavailable, context.DeadlineExceeded, cause), true},
+		{fmt.Errorf("%w: %w", store.ErrWrongType, cause), true},
+		{store.ErrClosed, true},
+	} {
+		if got := CountsAsError(c.err); got != c.want {
+			t.Errorf("CountsAsError(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
