@@ -48,3 +48,16 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+func TestScriptReplyMessage(t *testing.T) {
+	for msg, want := range map[string]string{
+		"ERR Error compiling script (new function): :1: WRONGTYPE Operation against a key stack traceback: [G]: ?": "WRONGTYPE Operation against a key stack traceback: [G]: ?",
+		"ERR Error compiling script (new function): <string>:12: ERR value is not an integer or out of range":      "ERR value is not an integer or out of range",
+		"WRONGTYPE Operation against a key holding the wrong kind of value script: 1a2b, on @user_script:2.":       "WRONGTYPE Operation against a key holding the wrong kind of value script: 1a2b, on @user_script:2.",
+		"CONFLICT have 3": "CONFLICT have 3",
+	} {
+		if got := ScriptReplyMessage(msg); got != want {
+			t.Errorf("ScriptReplyMessage(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
