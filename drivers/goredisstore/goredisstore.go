@@ -73,6 +73,14 @@ func (s *Store) begin(ctx context.Context, keys ...string) error {
 	return s.end(redisdrv.Check(ctx, keys...))
 }
 
+// beginTTL is begin for a call that also takes a TTL.
+func (s *Store) beginTTL(ctx context.Context, key string, ttl time.Duration) error {
+	if err := s.begin(ctx, key); err != nil {
+		return err
+	}
+	return s.end(store.ValidateTTL(ttl))
+}
+
 // end counts err in Stats.Errors when it is a failure of the store.
 func (s *Store) end(err error) error {
 	if redisdrv.CountsAsError(err) {
@@ -150,22 +158,16 @@ func setArgs(key string, val []byte, nx bool, ttl time.Duration) []any {
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.beginTTL(ctx, key, ttl); err != nil {
 		return err
-	}
-	if err := store.ValidateTTL(ttl); err != nil {
-		return s.end(err)
 	}
 	return s.end(mapErr(ctx, s.c.Do(ctx, setArgs(key, val, false, ttl)...).Err(), false))
 }
 
 // SetNX implements store.Store.
 func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.beginTTL(ctx, key, ttl); err != nil {
 		return false, err
-	}
-	if err := store.ValidateTTL(ttl); err != nil {
-		return false, s.end(err)
 	}
 	err := s.c.Do(ctx, setArgs(key, val, true, ttl)...).Err()
 	switch {
@@ -229,7 +231,7 @@ func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, err
 		return nil, s.end(mapErr(ctx, err, false))
 	}
 	if len(m) == 0 { // HGETALL answers an empty map for a missing key
-		return nil, fmt.Errorf("%w: hash %q", store.ErrNotFound, key)
+		return nil, store.ErrNotFound
 	}
 	out := make(map[string][]byte, len(m))
 	for f, v := range m {
@@ -240,11 +242,8 @@ func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, err
 
 // IncrBy implements store.Store.
 func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.beginTTL(ctx, key, ttl); err != nil {
 		return 0, err
-	}
-	if err := store.ValidateTTL(ttl); err != nil {
-		return 0, s.end(err)
 	}
 	if ttl == 0 {
 		n, err := s.c.IncrBy(ctx, key, delta).Result()
@@ -259,11 +258,8 @@ func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Du
 
 // Expire implements store.Store.
 func (s *Store) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.beginTTL(ctx, key, ttl); err != nil {
 		return false, err
-	}
-	if err := store.ValidateTTL(ttl); err != nil {
-		return false, s.end(err)
 	}
 	if ttl == 0 {
 		v, err := s.run(ctx, redisdrv.PersistScript, []string{key}, nil, false)
@@ -289,7 +285,7 @@ func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
 	case err != nil:
 		return 0, s.end(mapErr(ctx, err, false))
 	case ms == -2:
-		return 0, fmt.Errorf("%w: key %q", store.ErrNotFound, key)
+		return 0, store.ErrNotFound
 	case ms == -1:
 		return 0, nil
 	case ms == 0: // under a millisecond left: still a key with a TTL
