@@ -71,27 +71,27 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 
 // writeLog remembers when this store last wrote each key, for as long as the
 // window: the largest maxStale GetCached has been given. It is sharded to
-// keep writers from contending on one lock, and bounded: a shard forgets
-// keys older than the window at most once per window, and a shard that
-// still holds maxShardKeys keys forgets them all and treats every key it
-// holds as written now, which only sends more reads to the server.
+// keep writers from contending on one lock, and bounded: once per window a
+// writer sweeps out the keys written before the window, and a shard that
+// holds maxShardKeys keys forgets them all and treats every key it holds as
+// written now, which only sends more reads to the server.
 type writeLog struct {
 	epoch  time.Time    // times are nanoseconds since epoch, on the monotonic clock
 	window atomic.Int64 // nanoseconds
+	swept  atomic.Int64 // time of the last sweep
 	seed   maphash.Seed
 	shards [writeShards]writeShard
 }
 
-const (
-	writeShards  = 64
-	maxShardKeys = 1 << 14
-)
+const writeShards = 64
+
+// maxShardKeys bounds a shard; a variable so that tests can lower it.
+var maxShardKeys = 1 << 14
 
 type writeShard struct {
-	mu     sync.Mutex
-	at     map[string]int64 // key → time of its last write
-	all    int64            // every key of the shard counts as written at this time (0: never)
-	pruned int64            // time of the last pruning
+	mu  sync.Mutex
+	at  map[string]int64 // key → time of its last write
+	all int64            // every key of the shard counts as written at this time (0: never)
 }
 
 func newWriteLog() *writeLog {
@@ -129,22 +129,31 @@ func (l *writeLog) note(keys []string) {
 	if window == 0 {
 		return
 	}
+	if swept := l.swept.Load(); now-swept >= window && l.swept.CompareAndSwap(swept, now) {
+		l.sweep(now, window)
+	}
 	for _, k := range keys {
 		sh := l.shard(k)
 		sh.mu.Lock()
-		if now-sh.pruned >= window {
-			for key, at := range sh.at {
-				if now-at >= window {
-					delete(sh.at, key)
-				}
-			}
-			sh.pruned = now
-		}
 		if len(sh.at) >= maxShardKeys {
 			clear(sh.at)
 			sh.all = now
 		}
 		sh.at[k] = now
+		sh.mu.Unlock()
+	}
+}
+
+// sweep forgets the keys written before the window.
+func (l *writeLog) sweep(now, window int64) {
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for k, at := range sh.at {
+			if now-at >= window {
+				delete(sh.at, k)
+			}
+		}
 		sh.mu.Unlock()
 	}
 }
@@ -160,7 +169,7 @@ func (l *writeLog) recent(key string) bool {
 	return ok && now-at < window || all > 0 && now-all < window
 }
 
-// size returns how many keys the log holds, for tests.
+// size returns how many keys the log holds.
 func (l *writeLog) size() int {
 	n := 0
 	for i := range l.shards {
