@@ -20,7 +20,7 @@ func ClusterServers(t testing.TB) *Cluster {
 		if u := os.Getenv("KARAT_REDIS_CLUSTER_URL"); u != "" {
 			pu, err := url.Parse(u)
 			if err != nil || pu.Scheme != "redis+cluster" || pu.Host == "" {
-				return nil, fmt.Errorf("KARAT_REDIS_CLUSTER_URL %q: want redis+cluster://h:p,...", u)
+				return nil, fmt.Errorf("KARAT_REDIS_CLUSTER_URL %q: want redis+cluster://host:port,host:port", u)
 			}
 			addrs := strings.Split(pu.Host, ",")
 			return &Cluster{Addrs: addrs, Masters: addrs, URL: u}, nil
