@@ -74,8 +74,9 @@ type Sentinel struct {
 
 // process is a redis-server this package started.
 type process struct {
-	cmd *exec.Cmd
-	dir string
+	cmd    *exec.Cmd
+	dir    string
+	exited chan error // receives cmd.Wait's result, once
 }
 
 var (
@@ -102,13 +103,11 @@ func stopAll() {
 	defer procMu.Unlock()
 	for _, p := range procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(3 * time.Second):
 			_ = p.cmd.Process.Kill()
-			<-done
+			<-p.exited
 		}
 		_ = os.RemoveAll(p.dir)
 	}
@@ -269,7 +268,7 @@ func start(args []string, addr string, useTLS bool) (string, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	procMu.Lock()
-	procs = append(procs, &process{cmd: cmd, dir: dir})
+	procs = append(procs, &process{cmd: cmd, dir: dir, exited: exited})
 	procMu.Unlock()
 	return addr, nil
 }
