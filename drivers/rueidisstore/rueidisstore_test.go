@@ -226,10 +226,10 @@ func TestGetCached(t *testing.T) {
 	_, err := a.GetCached(ctx, k, time.Minute)
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.NoError(t, b.Set(ctx, k, []byte("v1"), 0))
-	v := pollCached(t, a, k, time.Minute, "v1")
+	pollCached(t, a, k, time.Minute, "v1")
 
 	h0, m0 := cacheStats(a)
-	v, err = a.GetCached(ctx, k, time.Minute)
+	v, err := a.GetCached(ctx, k, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, "v1", string(v))
 	h1, m1 := cacheStats(a)
