@@ -252,13 +252,13 @@ func TestGetCached(t *testing.T) {
 }
 
 // pollCached calls GetCached until it returns want, up to a deadline.
-func pollCached(t *testing.T, s store.CachedReader, key string, maxStale time.Duration, want string) []byte {
+func pollCached(t *testing.T, s store.CachedReader, key string, maxStale time.Duration, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		v, err := s.GetCached(context.Background(), key, maxStale)
 		if err == nil && string(v) == want {
-			return v
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("GetCached(%s) = %q, %v; want %q within 5s", key, v, err, want)
