@@ -104,7 +104,7 @@ func mapErr(ctx context.Context, err error, fromScript bool) error {
 	case errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("%w: %w", store.ErrClosed, err)
 	case errors.As(err, &reply):
-		return redisdrv.ReplyError(redisdrv.ScriptReplyMessage(reply.Error()), err, fromScript)
+		return redisdrv.ReplyError(reply.Error(), err, fromScript)
 	}
 	return redisdrv.TransportError(ctx, err)
 }

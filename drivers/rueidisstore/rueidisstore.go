@@ -155,7 +155,7 @@ func mapErr(ctx context.Context, resp rueidis.RedisResult, err error, fromScript
 		return fmt.Errorf("%w: %w", store.ErrClosed, err)
 	}
 	if re, ok := rueidis.IsRedisErr(err); ok {
-		return redisdrv.ReplyError(redisdrv.ScriptReplyMessage(replyText(resp, re)), err, fromScript)
+		return redisdrv.ReplyError(replyText(resp, re), err, fromScript)
 	}
 	return redisdrv.TransportError(ctx, err)
 }

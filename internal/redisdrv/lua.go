@@ -9,7 +9,7 @@ import "regexp"
 var gopherLuaWrap = regexp.MustCompile(`^ERR Error compiling script \(new function\): [^ ]*:[0-9]+: `)
 
 // ScriptReplyMessage returns the text of an error reply to EVAL or EVALSHA
-// with miniredis's wrapping removed, so that ReplyError finds the error code
+// with miniredis's wrapping removed, so that ReplyError (which calls it) finds the error code
 // (WRONGTYPE, ...) where Redis puts it. Other replies are returned unchanged.
 func ScriptReplyMessage(msg string) string {
 	return gopherLuaWrap.ReplaceAllLiteralString(msg, "")

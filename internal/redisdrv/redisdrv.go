@@ -17,7 +17,11 @@ import (
 // class joined with cause. fromScript says the reply answered EVAL/EVALSHA:
 // a reply that is no known class is then a *store.ScriptError raised by the
 // script body (redis.error_reply) and carries the message as Redis sent it.
+//
+// msg may come wrapped by miniredis (see ScriptReplyMessage); ReplyError
+// unwraps it.
 func ReplyError(msg string, cause error, fromScript bool) error {
+	msg = ScriptReplyMessage(msg)
 	code, _, _ := strings.Cut(msg, " ")
 	switch {
 	case code == "WRONGTYPE":
