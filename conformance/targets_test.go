@@ -51,11 +51,11 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("cluster-goredis", func(t *testing.T) {
 		c := redistest.ClusterServers(t)
-		conformance.RunStore(t, urlHarness(c.URL+"?driver=goredis", noCache, "", goredisUserClient(c.Masters[0], true)))
+		conformance.RunStore(t, clusterHarness(c, c.URL+"?driver=goredis", noCache, goredisUserClient(c.Masters[0], true)))
 	})
 	t.Run("cluster-rueidis", func(t *testing.T) {
 		c := redistest.ClusterServers(t)
-		conformance.RunStore(t, urlHarness(c.URL, all, "", rueidisUserClient(c.Masters[0], true)))
+		conformance.RunStore(t, clusterHarness(c, c.URL, all, rueidisUserClient(c.Masters[0], true)))
 	})
 }
 
@@ -176,8 +176,18 @@ type redisHarness struct {
 	t         *testing.T
 	url       string
 	caps      []string
-	proxyTo   string // the address a stalled store's proxy forwards to; "" if none
+	proxyTo   string   // the address a stalled store's proxy forwards to
+	pause     []string // or: the masters that CLIENT PAUSE stalls
 	userStore userClient
+}
+
+// clusterHarness stalls a cluster with CLIENT PAUSE on every master: a
+// proxy cannot stand in front of a cluster, whose clients follow the
+// addresses the cluster announces.
+func clusterHarness(c *redistest.Cluster, url string, caps []string, user userClient) conformance.HarnessMaker {
+	return func(_ context.Context, t *testing.T) (conformance.Harness, error) {
+		return &redisHarness{t: t, url: url, caps: caps, pause: c.Masters, userStore: user}, nil
+	}
 }
 
 func urlHarness(url string, caps []string, proxyTo string, user userClient) conformance.HarnessMaker {
@@ -202,8 +212,18 @@ func (h *redisHarness) open(ctx context.Context, url string) (store.Store, error
 func (h *redisHarness) Capabilities() []string { return h.caps }
 
 func (h *redisHarness) StalledStore(ctx context.Context) (store.Store, func(), error) {
+	if len(h.pause) > 0 {
+		s, err := h.open(ctx, h.url)
+		return s, func() {
+			for _, m := range h.pause {
+				if err := redistest.PauseClients(m, 2*time.Second); err != nil {
+					h.t.Errorf("CLIENT PAUSE %s: %v", m, err)
+				}
+			}
+		}, err
+	}
 	if h.proxyTo == "" {
-		return nil, nil, fmt.Errorf("cluster clients follow the addresses the cluster announces, around any proxy: %w", errors.ErrUnsupported)
+		return nil, nil, fmt.Errorf("no proxy target and nothing to pause: %w", errors.ErrUnsupported)
 	}
 	p := redistest.NewProxy(h.t, h.proxyTo)
 	_, rest, _ := strings.Cut(h.url, "://")

@@ -416,3 +416,12 @@ func poll(what string, timeout time.Duration, check func() error) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// PauseClients makes the server at addr hold every client command for d
+// (CLIENT PAUSE ... ALL): a stalled server, for targets that a proxy cannot
+// stand in front of (cluster clients follow the addresses the cluster
+// announces). The pause ends by itself.
+func PauseClients(addr string, d time.Duration) error {
+	_, err := command(addr, "CLIENT", "PAUSE", strconv.FormatInt(d.Milliseconds(), 10), "ALL")
+	return err
+}
