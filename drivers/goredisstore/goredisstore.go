@@ -375,6 +375,7 @@ func (s *Store) Stats() store.Stats {
 // caller as fn returned it rather than mapped as a Redis error.
 type fnError struct{ err error }
 
+// Error returns fn's error text.
 func (e fnError) Error() string { return e.err.Error() }
 
 // Scan implements store.Scanner with SCAN MATCH on every master of a

@@ -44,6 +44,7 @@ type Clock interface{ Now() time.Time }
 
 type systemClock struct{}
 
+// Now returns the machine's time.
 func (systemClock) Now() time.Time { return time.Now() }
 
 // FakeClock is a Clock that moves only when told to. It is safe for

@@ -333,9 +333,10 @@ func (c *respConn) do(args ...string) (any, error) {
 	return c.read()
 }
 
-// RESPError is an error reply.
+// respError is an error reply.
 type respError string
 
+// Error returns the reply text.
 func (e respError) Error() string { return string(e) }
 
 func (c *respConn) read() (any, error) {
