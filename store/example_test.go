@@ -1,10 +1,12 @@
 package store_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/karat-go/karat/drivers/memstore"
 	"github.com/karat-go/karat/store"
 )
 
@@ -52,6 +54,17 @@ return cur`,
 			}
 			return store.IntValue(cur), nil
 		})
-	fmt.Println(raise.Name(), len(raise.SHA1()))
-	// Output: raise 40
+	ctx := context.Background()
+	s := memstore.New(nil) // runs the Go body; a Redis driver runs the Lua one
+	for _, arg := range []string{"5", "3", "9"} {
+		v, _ := s.Eval(ctx, raise, []string{"high-water"}, arg)
+		fmt.Println(v)
+	}
+	_, err := s.Eval(ctx, raise, []string{"high-water"}, "x")
+	fmt.Println(err)
+	// Output:
+	// 5
+	// 5
+	// 9
+	// BADARG x
 }
