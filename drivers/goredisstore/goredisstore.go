@@ -17,11 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/karat-go/karat/internal/drivercore"
 	"github.com/karat-go/karat/internal/redisdrv"
 	"github.com/karat-go/karat/store"
 )
@@ -39,9 +39,7 @@ type Options struct {
 type Store struct {
 	c           redis.UniversalClient
 	closeClient bool
-	closed      atomic.Bool
-	calls       atomic.Uint64
-	errs        atomic.Uint64
+	g           drivercore.Gate // closed flag, counters, the checks every call starts with
 }
 
 var (
@@ -61,32 +59,6 @@ func New(c redis.UniversalClient, opts *Options) *Store {
 		opts = &Options{}
 	}
 	return &Store{c: c, closeClient: opts.CloseClient}
-}
-
-// begin counts a call and makes the checks every call starts with: the store
-// is open, ctx is not done, the keys are valid and share a slot.
-func (s *Store) begin(ctx context.Context, keys ...string) error {
-	s.calls.Add(1)
-	if s.closed.Load() {
-		return s.end(store.ErrClosed)
-	}
-	return s.end(redisdrv.Check(ctx, keys...))
-}
-
-// beginTTL is begin for a call that also takes a TTL.
-func (s *Store) beginTTL(ctx context.Context, key string, ttl time.Duration) error {
-	if err := s.begin(ctx, key); err != nil {
-		return err
-	}
-	return s.end(store.ValidateTTL(ttl))
-}
-
-// end counts err in Stats.Errors when it is a failure of the store.
-func (s *Store) end(err error) error {
-	if redisdrv.CountsAsError(err) {
-		s.errs.Add(1)
-	}
-	return err
 }
 
 // mapErr turns a go-redis error into a store error class joined with it.
@@ -111,19 +83,19 @@ func mapErr(ctx context.Context, err error, fromScript bool) error {
 
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	v, err := s.c.Get(ctx, key).Bytes()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, err, false))
+		return nil, s.g.End(mapErr(ctx, err, false))
 	}
 	return v, nil
 }
 
 // MGet implements store.Store.
 func (s *Store) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
-	if err := s.begin(ctx, keys...); err != nil {
+	if err := s.g.Begin(ctx, keys...); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(keys))
@@ -132,7 +104,7 @@ func (s *Store) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
 	}
 	vs, err := s.c.MGet(ctx, keys...).Result()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, err, false))
+		return nil, s.g.End(mapErr(ctx, err, false))
 	}
 	for i, v := range vs {
 		// MGET answers nil for a missing key and for a key of another type.
@@ -158,15 +130,15 @@ func setArgs(key string, val []byte, nx bool, ttl time.Duration) []any {
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return err
 	}
-	return s.end(mapErr(ctx, s.c.Do(ctx, setArgs(key, val, false, ttl)...).Err(), false))
+	return s.g.End(mapErr(ctx, s.c.Do(ctx, setArgs(key, val, false, ttl)...).Err(), false))
 }
 
 // SetNX implements store.Store.
 func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return false, err
 	}
 	err := s.c.Do(ctx, setArgs(key, val, true, ttl)...).Err()
@@ -174,61 +146,61 @@ func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Dura
 	case errors.Is(err, redis.Nil): // SET NX answers nil when the key exists
 		return false, nil
 	case err != nil:
-		return false, s.end(mapErr(ctx, err, false))
+		return false, s.g.End(mapErr(ctx, err, false))
 	}
 	return true, nil
 }
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, keys ...string) (int64, error) {
-	if err := s.begin(ctx, keys...); err != nil || len(keys) == 0 {
+	if err := s.g.Begin(ctx, keys...); err != nil || len(keys) == 0 {
 		return 0, err
 	}
 	n, err := s.c.Del(ctx, keys...).Result()
-	return n, s.end(mapErr(ctx, err, false))
+	return n, s.g.End(mapErr(ctx, err, false))
 }
 
 // HGet implements store.Store.
 func (s *Store) HGet(ctx context.Context, key, field string) ([]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	v, err := s.c.HGet(ctx, key, field).Bytes()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, err, false))
+		return nil, s.g.End(mapErr(ctx, err, false))
 	}
 	return v, nil
 }
 
 // HSet implements store.Store.
 func (s *Store) HSet(ctx context.Context, key string, fields map[string][]byte) error {
-	if err := s.begin(ctx, key); err != nil || len(fields) == 0 {
+	if err := s.g.Begin(ctx, key); err != nil || len(fields) == 0 {
 		return err
 	}
 	args := make([]any, 0, 2*len(fields))
 	for f, v := range fields {
 		args = append(args, f, v)
 	}
-	return s.end(mapErr(ctx, s.c.HSet(ctx, key, args...).Err(), false))
+	return s.g.End(mapErr(ctx, s.c.HSet(ctx, key, args...).Err(), false))
 }
 
 // HDel implements store.Store.
 func (s *Store) HDel(ctx context.Context, key string, fields ...string) (int64, error) {
-	if err := s.begin(ctx, key); err != nil || len(fields) == 0 {
+	if err := s.g.Begin(ctx, key); err != nil || len(fields) == 0 {
 		return 0, err
 	}
 	n, err := s.c.HDel(ctx, key, fields...).Result()
-	return n, s.end(mapErr(ctx, err, false))
+	return n, s.g.End(mapErr(ctx, err, false))
 }
 
 // HGetAll implements store.Store.
 func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	m, err := s.c.HGetAll(ctx, key).Result()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, err, false))
+		return nil, s.g.End(mapErr(ctx, err, false))
 	}
 	if len(m) == 0 { // HGETALL answers an empty map for a missing key
 		return nil, store.ErrNotFound
@@ -242,48 +214,48 @@ func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, err
 
 // IncrBy implements store.Store.
 func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return 0, err
 	}
 	if ttl == 0 {
 		n, err := s.c.IncrBy(ctx, key, delta).Result()
-		return n, s.end(mapErr(ctx, err, false))
+		return n, s.g.End(mapErr(ctx, err, false))
 	}
 	v, err := s.run(ctx, redisdrv.IncrByScript, []string{key}, []any{delta, store.TTLMillis(ttl)}, false)
 	if err != nil {
-		return 0, s.end(err)
+		return 0, s.g.End(err)
 	}
 	return v.Int, nil
 }
 
 // Expire implements store.Store.
 func (s *Store) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return false, err
 	}
 	if ttl == 0 {
 		v, err := s.run(ctx, redisdrv.PersistScript, []string{key}, nil, false)
 		if err != nil {
-			return false, s.end(err)
+			return false, s.g.End(err)
 		}
 		return v.Int == 1, nil
 	}
 	n, err := s.c.Do(ctx, "pexpire", key, store.TTLMillis(ttl)).Int64()
 	if err != nil {
-		return false, s.end(mapErr(ctx, err, false))
+		return false, s.g.End(mapErr(ctx, err, false))
 	}
 	return n == 1, nil
 }
 
 // TTL implements store.Store.
 func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return 0, err
 	}
 	ms, err := s.c.Do(ctx, "pttl", key).Int64()
 	switch {
 	case err != nil:
-		return 0, s.end(mapErr(ctx, err, false))
+		return 0, s.g.End(mapErr(ctx, err, false))
 	case ms == -2:
 		return 0, store.ErrNotFound
 	case ms == -1:
@@ -296,7 +268,7 @@ func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
 
 // Eval implements store.Store.
 func (s *Store) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
-	if err := s.begin(ctx, keys...); err != nil {
+	if err := s.g.Begin(ctx, keys...); err != nil {
 		return store.Value{}, err
 	}
 	anyArgs := make([]any, len(args))
@@ -304,7 +276,7 @@ func (s *Store) Eval(ctx context.Context, sc *store.Script, keys []string, args 
 		anyArgs[i] = a
 	}
 	v, err := s.run(ctx, sc, keys, anyArgs, true)
-	return v, s.end(err)
+	return v, s.g.End(err)
 }
 
 // run runs sc with EVALSHA, then EVAL if the server does not have it cached,
@@ -326,20 +298,19 @@ func (s *Store) run(ctx context.Context, sc *store.Script, keys []string, args [
 
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.g.Begin(ctx); err != nil {
 		return err
 	}
-	return s.end(mapErr(ctx, s.c.Ping(ctx).Err(), false))
+	return s.g.End(mapErr(ctx, s.c.Ping(ctx).Err(), false))
 }
 
 // Close implements store.Store: it marks the store closed and, with
 // Options.CloseClient, closes the client.
 func (s *Store) Close() error {
-	s.calls.Add(1)
-	if s.closed.Swap(true) || !s.closeClient {
+	if !s.g.Close() || !s.closeClient {
 		return nil
 	}
-	return s.end(s.c.Close())
+	return s.g.End(s.c.Close())
 }
 
 // As implements store.Store. It knows *redis.UniversalClient and, when the
@@ -368,7 +339,8 @@ func (s *Store) As(target any) bool {
 // Stats implements store.StatsReporter. Calls counts every call of a Store
 // method but As, and of Scan; Errors the failed ones, as store.Stats says.
 func (s *Store) Stats() store.Stats {
-	return store.Stats{Calls: s.calls.Load(), Errors: s.errs.Load()}
+	calls, errs := s.g.Counts()
+	return store.Stats{Calls: calls, Errors: errs}
 }
 
 // fnError marks an error returned by Scan's fn, so that it reaches the
@@ -382,7 +354,7 @@ func (e fnError) Error() string { return e.err.Error() }
 // cluster, one master at a time as far as fn can tell: fn is never called
 // concurrently.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) error) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.g.Begin(ctx); err != nil {
 		return err
 	}
 	var mu sync.Mutex
@@ -426,7 +398,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 	}
 	var fe fnError
 	if errors.As(err, &fe) {
-		return s.end(fe.err)
+		return s.g.End(fe.err)
 	}
-	return s.end(mapErr(ctx, err, false))
+	return s.g.End(mapErr(ctx, err, false))
 }

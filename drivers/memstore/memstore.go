@@ -30,12 +30,12 @@ package memstore
 import (
 	"container/list"
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/karat-go/karat/internal/drivercore"
 	"github.com/karat-go/karat/store"
 )
 
@@ -150,9 +150,7 @@ type Store struct {
 	lruMu sync.Mutex // lock order: a shard, then lruMu, then (TryLock only) another shard
 	lru   list.List  // keys with a TTL, least recently used at the front
 
-	closed    atomic.Bool
-	calls     atomic.Uint64
-	errs      atomic.Uint64
+	g         drivercore.Gate // closed flag, counters, the checks every call starts with
 	evictions atomic.Uint64
 	expired   atomic.Uint64
 }
@@ -183,28 +181,10 @@ func (s *Store) shardOf(key string) *shard {
 	return &s.shards[store.Slot(key)%shardCount]
 }
 
-// countsAsError says whether err counts in Stats.Errors.
-func countsAsError(err error) bool {
-	return err != nil && !errors.Is(err, store.ErrNotFound) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-}
-
 // do runs fn on a view of keys' shard under its lock and commits the view's
 // writes if fn succeeds. It makes the checks every call starts with.
-func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) (err error) {
-	s.calls.Add(1)
-	defer func() {
-		if countsAsError(err) {
-			s.errs.Add(1)
-		}
-	}()
-	if s.closed.Load() {
-		return store.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := store.ValidateKeys(keys); err != nil {
+func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) error {
+	if err := s.g.Begin(ctx, keys...); err != nil {
 		return err
 	}
 	if len(keys) == 0 {
@@ -217,9 +197,9 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) (
 	defer sh.mu.Unlock()
 	v := &view{s: s, sh: sh, now: s.clock.Now(), allowed: keys, writes: map[string]*entry{}}
 	if err := fn(v); err != nil {
-		return err
+		return s.g.End(err)
 	}
-	return v.commit()
+	return s.g.End(v.commit())
 }
 
 // Get implements store.Store.
@@ -311,7 +291,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store. The data is dropped.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	if !s.g.Close() {
 		return nil
 	}
 	for i := range s.shards {
@@ -334,28 +314,23 @@ func (s *Store) As(target any) bool {
 
 // Stats implements store.StatsReporter.
 func (s *Store) Stats() store.Stats {
+	calls, errs := s.g.Counts()
 	return store.Stats{
-		Calls: s.calls.Load(), Errors: s.errs.Load(),
+		Calls: calls, Errors: errs,
 		Keys: s.keys.Load(), Bytes: s.bytes.Load(),
 		Evictions: s.evictions.Load(), Expired: s.expired.Load(),
 	}
 }
 
 // Scan implements store.Scanner. fn runs without any lock held.
-func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) error) (err error) {
-	s.calls.Add(1)
-	defer func() {
-		if countsAsError(err) {
-			s.errs.Add(1)
-		}
-	}()
-	if s.closed.Load() {
-		return store.ErrClosed
+func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) error) error {
+	if err := s.g.Begin(ctx); err != nil {
+		return err
 	}
 	const batch = 256
 	for i := range s.shards {
 		if err := ctx.Err(); err != nil {
-			return err
+			return s.g.End(err)
 		}
 		sh := &s.shards[i]
 		now := s.clock.Now()
@@ -370,7 +345,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 		for len(keys) > 0 {
 			n := min(batch, len(keys))
 			if err := fn(keys[:n]); err != nil {
-				return err
+				return s.g.End(err)
 			}
 			keys = keys[n:]
 		}

@@ -39,7 +39,7 @@ type CachedStore struct {
 // windows: give them the same Options.MaxStale, or a store may accept an
 // entry another filled with a longer TTL as younger than it is.
 func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.Duration) ([]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	if maxStale <= 0 {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/karat-go/karat/internal/drivercore"
 	"github.com/karat-go/karat/internal/redisdrv"
 	"github.com/karat-go/karat/store"
 )
@@ -61,9 +62,7 @@ const DefaultMaxStale = time.Minute
 type Store struct {
 	c           rueidis.Client
 	closeClient bool
-	closed      atomic.Bool
-	calls       atomic.Uint64
-	errs        atomic.Uint64
+	g           drivercore.Gate // closed flag, counters, the checks every call starts with
 	hits        atomic.Uint64
 	misses      atomic.Uint64
 	scripts     sync.Map  // *store.Script → *rueidis.Lua
@@ -98,32 +97,6 @@ func New(c rueidis.Client, opts *Options) store.Store {
 	}
 	s.writes = newWriteLog()
 	return &CachedStore{Store: s, maxStale: maxStale}
-}
-
-// begin counts a call and makes the checks every call starts with: the store
-// is open, ctx is not done, the keys are valid and share a slot.
-func (s *Store) begin(ctx context.Context, keys ...string) error {
-	s.calls.Add(1)
-	if s.closed.Load() {
-		return s.end(store.ErrClosed)
-	}
-	return s.end(redisdrv.Check(ctx, keys...))
-}
-
-// beginTTL is begin for a call that also takes a TTL.
-func (s *Store) beginTTL(ctx context.Context, key string, ttl time.Duration) error {
-	if err := s.begin(ctx, key); err != nil {
-		return err
-	}
-	return s.end(store.ValidateTTL(ttl))
-}
-
-// end counts err in Stats.Errors when it is a failure of the store.
-func (s *Store) end(err error) error {
-	if redisdrv.CountsAsError(err) {
-		s.errs.Add(1)
-	}
-	return err
 }
 
 // do sends a command that writes keys and records the write for
@@ -186,7 +159,7 @@ func bytesOf(s string) []byte {
 func (s *Store) bytesReply(ctx context.Context, resp rueidis.RedisResult) ([]byte, error) {
 	str, err := resp.ToString()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, resp, err, false))
+		return nil, s.g.End(mapErr(ctx, resp, err, false))
 	}
 	return bytesOf(str), nil
 }
@@ -194,12 +167,12 @@ func (s *Store) bytesReply(ctx context.Context, resp rueidis.RedisResult) ([]byt
 // intReply returns the integer reply of resp, or the mapped error.
 func (s *Store) intReply(ctx context.Context, resp rueidis.RedisResult) (int64, error) {
 	n, err := resp.ToInt64()
-	return n, s.end(mapErr(ctx, resp, err, false))
+	return n, s.g.End(mapErr(ctx, resp, err, false))
 }
 
 // Get implements store.Store. It always asks the server.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	return s.get(ctx, key)
@@ -211,7 +184,7 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, error) {
 
 // MGet implements store.Store.
 func (s *Store) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
-	if err := s.begin(ctx, keys...); err != nil {
+	if err := s.g.Begin(ctx, keys...); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(keys))
@@ -221,7 +194,7 @@ func (s *Store) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
 	resp := s.c.Do(ctx, s.c.B().Mget().Key(keys...).Build())
 	vs, err := resp.ToArray()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, resp, err, false))
+		return nil, s.g.End(mapErr(ctx, resp, err, false))
 	}
 	for i, v := range vs {
 		// MGET answers nil for a missing key and for a key of another type.
@@ -251,16 +224,16 @@ func (s *Store) setCmd(key string, val []byte, nx bool, ttl time.Duration) rueid
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return err
 	}
 	resp := s.do(ctx, s.setCmd(key, val, false, ttl), key)
-	return s.end(mapErr(ctx, resp, resp.Error(), false))
+	return s.g.End(mapErr(ctx, resp, resp.Error(), false))
 }
 
 // SetNX implements store.Store.
 func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return false, err
 	}
 	resp := s.do(ctx, s.setCmd(key, val, true, ttl), key)
@@ -268,14 +241,14 @@ func (s *Store) SetNX(ctx context.Context, key string, val []byte, ttl time.Dura
 	case rueidis.IsRedisNil(err): // SET NX answers nil when the key exists
 		return false, nil
 	case err != nil:
-		return false, s.end(mapErr(ctx, resp, err, false))
+		return false, s.g.End(mapErr(ctx, resp, err, false))
 	}
 	return true, nil
 }
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, keys ...string) (int64, error) {
-	if err := s.begin(ctx, keys...); err != nil || len(keys) == 0 {
+	if err := s.g.Begin(ctx, keys...); err != nil || len(keys) == 0 {
 		return 0, err
 	}
 	return s.intReply(ctx, s.do(ctx, s.c.B().Del().Key(keys...).Build(), keys...))
@@ -283,7 +256,7 @@ func (s *Store) Delete(ctx context.Context, keys ...string) (int64, error) {
 
 // HGet implements store.Store.
 func (s *Store) HGet(ctx context.Context, key, field string) ([]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	return s.bytesReply(ctx, s.c.Do(ctx, s.c.B().Hget().Key(key).Field(field).Build()))
@@ -291,7 +264,7 @@ func (s *Store) HGet(ctx context.Context, key, field string) ([]byte, error) {
 
 // HSet implements store.Store.
 func (s *Store) HSet(ctx context.Context, key string, fields map[string][]byte) error {
-	if err := s.begin(ctx, key); err != nil || len(fields) == 0 {
+	if err := s.g.Begin(ctx, key); err != nil || len(fields) == 0 {
 		return err
 	}
 	cmd := s.c.B().Hset().Key(key).FieldValue()
@@ -299,12 +272,12 @@ func (s *Store) HSet(ctx context.Context, key string, fields map[string][]byte) 
 		cmd = cmd.FieldValue(f, string(v))
 	}
 	resp := s.do(ctx, cmd.Build(), key)
-	return s.end(mapErr(ctx, resp, resp.Error(), false))
+	return s.g.End(mapErr(ctx, resp, resp.Error(), false))
 }
 
 // HDel implements store.Store.
 func (s *Store) HDel(ctx context.Context, key string, fields ...string) (int64, error) {
-	if err := s.begin(ctx, key); err != nil || len(fields) == 0 {
+	if err := s.g.Begin(ctx, key); err != nil || len(fields) == 0 {
 		return 0, err
 	}
 	return s.intReply(ctx, s.do(ctx, s.c.B().Hdel().Key(key).Field(fields...).Build(), key))
@@ -312,13 +285,13 @@ func (s *Store) HDel(ctx context.Context, key string, fields ...string) (int64, 
 
 // HGetAll implements store.Store.
 func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return nil, err
 	}
 	resp := s.c.Do(ctx, s.c.B().Hgetall().Key(key).Build())
 	m, err := resp.AsStrMap()
 	if err != nil {
-		return nil, s.end(mapErr(ctx, resp, err, false))
+		return nil, s.g.End(mapErr(ctx, resp, err, false))
 	}
 	if len(m) == 0 { // HGETALL answers an empty map for a missing key
 		return nil, store.ErrNotFound
@@ -332,7 +305,7 @@ func (s *Store) HGetAll(ctx context.Context, key string) (map[string][]byte, err
 
 // IncrBy implements store.Store.
 func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return 0, err
 	}
 	if ttl == 0 {
@@ -340,17 +313,17 @@ func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Du
 	}
 	args := []string{strconv.FormatInt(delta, 10), strconv.FormatInt(store.TTLMillis(ttl), 10)}
 	v, err := s.run(ctx, redisdrv.IncrByScript, []string{key}, args, false)
-	return v.Int, s.end(err)
+	return v.Int, s.g.End(err)
 }
 
 // Expire implements store.Store.
 func (s *Store) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if err := s.beginTTL(ctx, key, ttl); err != nil {
+	if err := s.g.BeginTTL(ctx, key, ttl); err != nil {
 		return false, err
 	}
 	if ttl == 0 {
 		v, err := s.run(ctx, redisdrv.PersistScript, []string{key}, nil, false)
-		return v.Int == 1, s.end(err)
+		return v.Int == 1, s.g.End(err)
 	}
 	n, err := s.intReply(ctx, s.do(ctx, s.c.B().Pexpire().Key(key).Milliseconds(store.TTLMillis(ttl)).Build(), key))
 	return n == 1, err
@@ -358,7 +331,7 @@ func (s *Store) Expire(ctx context.Context, key string, ttl time.Duration) (bool
 
 // TTL implements store.Store.
 func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
-	if err := s.begin(ctx, key); err != nil {
+	if err := s.g.Begin(ctx, key); err != nil {
 		return 0, err
 	}
 	ms, err := s.intReply(ctx, s.c.Do(ctx, s.c.B().Pttl().Key(key).Build()))
@@ -377,11 +350,11 @@ func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
 
 // Eval implements store.Store.
 func (s *Store) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
-	if err := s.begin(ctx, keys...); err != nil {
+	if err := s.g.Begin(ctx, keys...); err != nil {
 		return store.Value{}, err
 	}
 	v, err := s.run(ctx, sc, keys, args, true)
-	return v, s.end(err)
+	return v, s.g.End(err)
 }
 
 // run runs sc with EVALSHA, then EVAL if the server does not have it cached
@@ -410,18 +383,17 @@ func (s *Store) run(ctx context.Context, sc *store.Script, keys, args []string, 
 
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.g.Begin(ctx); err != nil {
 		return err
 	}
 	resp := s.c.Do(ctx, s.c.B().Ping().Build())
-	return s.end(mapErr(ctx, resp, resp.Error(), false))
+	return s.g.End(mapErr(ctx, resp, resp.Error(), false))
 }
 
 // Close implements store.Store: it marks the store closed and, with
 // Options.CloseClient, closes the client.
 func (s *Store) Close() error {
-	s.calls.Add(1)
-	if s.closed.Swap(true) || !s.closeClient {
+	if !s.g.Close() || !s.closeClient {
 		return nil
 	}
 	s.c.Close()
@@ -441,9 +413,10 @@ func (s *Store) As(target any) bool {
 // method but As, and of Scan and GetCached; Errors the failed ones, as
 // store.Stats says; CacheHits and CacheMisses split the GetCached calls.
 func (s *Store) Stats() store.Stats {
+	calls, errs := s.g.Counts()
 	return store.Stats{
-		Calls:       s.calls.Load(),
-		Errors:      s.errs.Load(),
+		Calls:       calls,
+		Errors:      errs,
 		CacheHits:   s.hits.Load(),
 		CacheMisses: s.misses.Load(),
 	}
@@ -452,14 +425,14 @@ func (s *Store) Stats() store.Stats {
 // Scan implements store.Scanner with SCAN MATCH on every master of a
 // cluster, one master after the other, so fn is never called concurrently.
 func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) error) error {
-	if err := s.begin(ctx); err != nil {
+	if err := s.g.Begin(ctx); err != nil {
 		return err
 	}
 	nodes := []rueidis.Client{s.c}
 	if s.c.Mode() == rueidis.ClientModeCluster {
 		var err error
 		if nodes, err = s.masters(ctx); err != nil {
-			return s.end(err)
+			return s.g.End(err)
 		}
 	}
 	pattern := redisdrv.ScanPattern(prefix)
@@ -469,11 +442,11 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 			resp := n.Do(ctx, n.B().Scan().Cursor(cursor).Match(pattern).Count(redisdrv.ScanCount).Build())
 			e, err := resp.AsScanEntry()
 			if err != nil {
-				return s.end(mapErr(ctx, resp, err, false))
+				return s.g.End(mapErr(ctx, resp, err, false))
 			}
 			if len(e.Elements) > 0 {
 				if err := fn(e.Elements); err != nil {
-					return s.end(err)
+					return s.g.End(err)
 				}
 			}
 			if e.Cursor == 0 {

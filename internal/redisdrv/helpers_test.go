@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/karat-go/karat/internal/drivercore"
 	"github.com/karat-go/karat/store"
 )
 
@@ -37,7 +38,7 @@ func TestCountsAsError(t *testing.T) {
 		{fmt.Errorf("%w: %w", store.ErrWrongType, cause), true},
 		{store.ErrClosed, true},
 	} {
-		if got := CountsAsError(c.err); got != c.want {
+		if got := drivercore.CountsAsError(c.err); got != c.want {
 			t.Errorf("CountsAsError(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}

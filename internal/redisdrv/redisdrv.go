@@ -76,15 +76,6 @@ var PersistLua = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('PERSIST', KEYS[1])
 return 1`
 
-// Check runs the checks every driver makes before sending anything: a done
-// context, valid keys sharing one slot.
-func Check(ctx context.Context, keys ...string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return store.ValidateKeys(keys)
-}
-
 // ToValue converts a reply decoded into Go values (int64, string, []byte,
 // nil, bool, []any) to a store.Value, following Redis's Lua-to-RESP
 // conversion (true is 1, false is nil).
