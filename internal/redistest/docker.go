@@ -4,39 +4,43 @@ package redistest
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
-// With the docker build tag, Single starts a redis:7 container when no
-// redis-server binary is installed. Not exercised on machines without a
-// Docker engine (karat's development machines among them).
-func init() {
-	dockerSingle = func() (*Server, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-			ContainerRequest: testcontainers.ContainerRequest{
-				Image:        "redis:7",
-				ExposedPorts: []string{"6379/tcp"},
-				Cmd:          []string{"redis-server", "--save", "", "--appendonly", "no"},
-				WaitingFor:   wait.ForLog("Ready to accept connections"),
-			},
-			Started: true,
-		})
-		if err != nil {
-			return nil, err
-		}
-		endpoint, err := c.PortEndpoint(ctx, "6379/tcp", "")
-		if err != nil {
-			_ = c.Terminate(context.Background())
-			return nil, err
-		}
-		procMu.Lock()
-		containers = append(containers, func() { _ = c.Terminate(context.Background()) })
-		procMu.Unlock()
-		return &Server{Addr: endpoint, URL: "redis://" + endpoint, Owned: true}, nil
+func init() { dockerSingle = startDockerSingle }
+
+// startDockerSingle runs redis:7 in a container, for machines with Docker
+// but no redis-server binary.
+func startDockerSingle() (*Server, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: testcontainers.ContainerRequest{
+			Image:        "redis:7",
+			Cmd:          []string{"redis-server", "--save", "", "--appendonly", "no"},
+			ExposedPorts: []string{"6379/tcp"},
+			WaitingFor:   wait.ForLog("Ready to accept connections"),
+		},
+		Started: true,
+	})
+	if c != nil {
+		onStop(func() { _ = testcontainers.TerminateContainer(c) })
 	}
+	if err != nil {
+		return nil, err
+	}
+	host, err := c.Host(ctx)
+	if err != nil {
+		return nil, err
+	}
+	port, err := c.MappedPort(ctx, "6379/tcp")
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(host, port.Port())
+	return &Server{Addr: addr, URL: "redis://" + addr, Owned: true}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/url"
@@ -18,113 +19,104 @@ import (
 	"time"
 )
 
-// TLSServer is a Redis node that speaks only TLS, with a certificate for
-// 127.0.0.1 and localhost signed by a CA made for the test.
+// TLSServer is a Redis node that speaks only TLS, with a certificate from a
+// CA the test made.
 type TLSServer struct {
 	Addr   string
-	CAFile string // PEM of the test CA
-	URL    string // rediss://127.0.0.1:port?tls_ca=CAFile
-	pool   *x509.CertPool
+	CAFile string // PEM certificate of the CA that signed the server's
+	URL    string // rediss://127.0.0.1:port?tls_ca=<CAFile, URL-escaped>
+	roots  *x509.CertPool
 }
 
-// ClientConfig returns a TLS configuration that trusts the test CA.
+// ClientConfig returns a client TLS config that trusts the test CA.
 func (s *TLSServer) ClientConfig() *tls.Config {
-	return &tls.Config{RootCAs: s.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: s.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
-// TLSServers returns the binary's TLS server, starting it on first use.
+var tlsServer once[*TLSServer]
+
+// TLSServers returns the binary's TLS server, starting it on first use. Its
+// certificate is valid for 127.0.0.1 and localhost, and it asks clients for
+// none.
 func TLSServers(t testing.TB) *TLSServer {
 	t.Helper()
-	return tlsSrv.get(t, "TLS redis-server", startTLS)
-}
-
-var testCA *x509.CertPool // set by startTLS for dialTLS's readiness checks
-
-func dialTLS(addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: time.Second}
-	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: testCA, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	return tlsServer.get(t, "redis-server with TLS", startTLS)
 }
 
 func startTLS() (*TLSServer, error) {
-	dir, err := tempDir()
+	caPEM, certPEM, keyPEM, err := makeCerts()
 	if err != nil {
 		return nil, err
 	}
-	caFile, certFile, keyFile, pool, err := makeCerts(dir)
-	if err != nil {
-		return nil, err
+	s := &TLSServer{roots: x509.NewCertPool()}
+	if !s.roots.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("test CA certificate does not parse")
 	}
-	testCA = pool
-	var addr string
-	for range 5 {
-		p, perr := freePort(false)
-		if perr != nil {
-			return nil, perr
+	p, err := startServer(spec{tls: s.ClientConfig(), args: func(dir string, port int) ([]string, error) {
+		s.CAFile = filepath.Join(dir, "ca.crt")
+		cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		for name, b := range map[string][]byte{s.CAFile: caPEM, cert: certPEM, key: keyPEM} {
+			if err := os.WriteFile(name, b, 0o600); err != nil {
+				return nil, err
+			}
 		}
-		addr, err = start([]string{"--port", "0", "--tls-port", strconv.Itoa(p), "--tls-cert-file", certFile,
-			"--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no"},
-			"127.0.0.1:"+strconv.Itoa(p), true)
-		if err == nil {
-			break
-		}
-	}
+		return []string{"--port", "0", "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", s.CAFile,
+			"--tls-auth-clients", "no"}, nil
+	}})
 	if err != nil {
 		return nil, err
 	}
-	return &TLSServer{Addr: addr, CAFile: caFile, pool: pool,
-		URL: "rediss://" + addr + "?tls_ca=" + url.QueryEscape(caFile)}, nil
+	s.Addr = p.addr
+	s.URL = "rediss://" + p.addr + "?tls_ca=" + url.QueryEscape(s.CAFile)
+	return s, nil
 }
 
-// makeCerts writes a CA and a server certificate (SANs 127.0.0.1, ::1 and
-// localhost) signed by it.
-func makeCerts(dir string) (caFile, certFile, keyFile string, pool *x509.CertPool, err error) {
+// makeCerts makes a CA and a server certificate it signs for 127.0.0.1 and
+// localhost, and returns them and the server's key, PEM-encoded.
+func makeCerts() (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "karat test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return
+		return nil, nil, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return
+		return nil, nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}, DNSNames: []string{"localhost"},
+	// Backdated an hour so a clock a little off still accepts them.
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "karat redistest CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(7 * 24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
 	if err != nil {
-		return
+		return nil, nil, nil, err
 	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    ca.NotBefore,
+		NotAfter:     ca.NotAfter,
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return
+		return nil, nil, nil, err
 	}
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
-	for _, f := range []struct {
-		path, kind string
-		der        []byte
-	}{{caFile, "CERTIFICATE", caDER}, {certFile, "CERTIFICATE", der}, {keyFile, "EC PRIVATE KEY", keyDER}} {
-		if err = os.WriteFile(f.path, pem.EncodeToMemory(&pem.Block{Type: f.kind, Bytes: f.der}), 0o600); err != nil {
-			return
-		}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	return
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
