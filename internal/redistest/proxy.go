@@ -1,7 +1,9 @@
 package redistest
 
 import (
+	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +155,16 @@ func (p *Proxy) close() {
 	close(p.done)
 	p.ln.Close()
 	p.wg.Wait()
+}
+
+// PauseClients makes the server at addr hold every client's commands for d
+// (CLIENT PAUSE ALL) without closing any connection. It stalls clients that
+// a Proxy cannot, such as cluster clients, which reach nodes by the
+// addresses the cluster announces.
+func PauseClients(addr string, d time.Duration) error {
+	r, err := command(addr, "CLIENT", "PAUSE", strconv.FormatInt(max(1, d.Milliseconds()), 10), "ALL")
+	if err == nil && r != "OK" {
+		err = fmt.Errorf("CLIENT PAUSE answered %v", r)
+	}
+	return err
 }

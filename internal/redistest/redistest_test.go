@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,8 +47,8 @@ func TestParseSingleURL(t *testing.T) {
 // TestPortTaken checks that a start refused for its port is recognised, so
 // startServer retries it on another.
 func TestPortTaken(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/redis-server"); err != nil {
-		Single(t) // skips or fails as a missing server should
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		unavailable(t, "redis-server", err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,6 +183,23 @@ func TestProxy(t *testing.T) {
 		if r, err := c.do("PING"); err != nil || r != "PONG" {
 			t.Fatalf("PING after Resume: %v %v", r, err)
 		}
+	}
+}
+
+func TestPauseClients(t *testing.T) {
+	s := Single(t)
+	c, err := dialRESP(s.Addr, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := PauseClients(s.Addr, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	expectTimeout(t, c, "PING to a paused server")
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if r, err := c.read(); err != nil || r != "PONG" {
+		t.Fatalf("PING once the pause ends: %v %v", r, err)
 	}
 }
 
