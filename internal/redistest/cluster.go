@@ -28,18 +28,22 @@ func ClusterServers(t testing.TB) *Cluster {
 	t.Helper()
 	return cluster.get(t, "redis cluster", func() (*Cluster, error) {
 		if u := os.Getenv("KARAT_REDIS_CLUSTER_URL"); u != "" {
-			pu, err := url.Parse(u)
-			if err != nil || pu.Scheme != "redis+cluster" || pu.Host == "" {
-				return nil, fmt.Errorf("KARAT_REDIS_CLUSTER_URL %q: want redis+cluster://h:p,h:p", u)
-			}
-			addrs := strings.Split(pu.Host, ",")
-			return &Cluster{Addrs: addrs, Masters: addrs, URL: u}, nil
+			return parseClusterURL(u)
 		}
 		if _, err := exec.LookPath("redis-cli"); err != nil {
 			return nil, err
 		}
 		return startCluster()
 	})
+}
+
+func parseClusterURL(u string) (*Cluster, error) {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Scheme != "redis+cluster" || pu.Host == "" {
+		return nil, fmt.Errorf("KARAT_REDIS_CLUSTER_URL %q: want redis+cluster://h:p,h:p", u)
+	}
+	addrs := strings.Split(pu.Host, ",")
+	return &Cluster{Addrs: addrs, Masters: addrs, URL: u}, nil
 }
 
 func startCluster() (*Cluster, error) {

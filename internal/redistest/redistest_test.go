@@ -44,6 +44,16 @@ func TestParseSingleURL(t *testing.T) {
 	}
 }
 
+func TestParseClusterURL(t *testing.T) {
+	c, err := parseClusterURL("redis+cluster://10.0.0.1:7000,10.0.0.2:7001?protocol=3")
+	if err != nil || strings.Join(c.Masters, " ") != "10.0.0.1:7000 10.0.0.2:7001" || c.Owned {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if _, err := parseClusterURL("redis://10.0.0.1:7000"); err == nil {
+		t.Error("a redis:// URL should be refused")
+	}
+}
+
 // TestPortTaken checks that a start refused for its port is recognised, so
 // startServer retries it on another.
 func TestPortTaken(t *testing.T) {
