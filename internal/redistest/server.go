@@ -42,7 +42,7 @@ type proc struct {
 
 const startTries = 5
 
-// startServer starts a server as s says and waits until it answers PING.
+// startServer starts a server as s says and waits until it answers.
 // It retries on new ports when a port it picked was taken meanwhile.
 func startServer(s spec) (*proc, error) {
 	var err error
