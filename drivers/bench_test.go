@@ -97,7 +97,9 @@ func benchOps(b *testing.B, s store.Store) {
 		})
 	}
 	run("Get", func(k string) error { _, err := s.Get(ctx, k); return err })
-	run("Set", func(k string) error { return s.Set(ctx, k, []byte("some value of about forty bytes, say...."), time.Hour) })
+	run("Set", func(k string) error {
+		return s.Set(ctx, k, []byte("some value of about forty bytes, say...."), time.Hour)
+	})
 	run("IncrByTTL", func(k string) error { _, err := s.IncrBy(ctx, k+"-n", 1, time.Minute); return err })
 	run("Eval", func(k string) error { _, err := s.Eval(ctx, casIncr, []string{k + "-e"}, "1000000"); return err })
 	if c, ok := store.Capability[store.CachedReader](s); ok {
