@@ -335,17 +335,10 @@ func (s *Store) TTL(ctx context.Context, key string) (time.Duration, error) {
 		return 0, err
 	}
 	ms, err := s.intReply(ctx, s.c.Do(ctx, s.c.B().Pttl().Key(key).Build()))
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
-	case ms == -2:
-		return 0, store.ErrNotFound
-	case ms == -1:
-		return 0, nil
-	case ms == 0: // under a millisecond left: still a key with a TTL
-		return time.Millisecond, nil
 	}
-	return time.Duration(ms) * time.Millisecond, nil
+	return redisdrv.FromPTTL(ms)
 }
 
 // Eval implements store.Store.

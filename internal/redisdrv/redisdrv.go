@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/karat-go/karat/store"
 )
@@ -103,4 +104,19 @@ func ToValue(r any) (store.Value, error) {
 		return store.ArrayValue(out...), nil
 	}
 	return store.Value{}, fmt.Errorf("karat: script reply of unsupported type %T", r)
+}
+
+// FromPTTL turns a PTTL reply into TTL's answer: -2 (missing) is
+// ErrNotFound, -1 (no expiry) is 0, and 0 (under a millisecond left) is 1ms,
+// since the key still has a TTL.
+func FromPTTL(ms int64) (time.Duration, error) {
+	switch {
+	case ms == -2:
+		return 0, store.ErrNotFound
+	case ms == -1:
+		return 0, nil
+	case ms == 0:
+		return time.Millisecond, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
