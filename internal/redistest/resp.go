@@ -54,6 +54,7 @@ func (c *respConn) do(args ...string) (any, error) {
 // respError is an error reply.
 type respError string
 
+// Error returns the reply text.
 func (e respError) Error() string { return string(e) }
 
 func (c *respConn) read() (any, error) {

@@ -148,6 +148,7 @@ func lastLines(s string, n int) string {
 // permanent marks an error that poll must not wait out.
 type permanent struct{ error }
 
+// Unwrap returns the error that poll gave up on.
 func (p permanent) Unwrap() error { return p.error }
 
 // poll calls check until it returns nil, a permanent error, or timeout
