@@ -9,7 +9,7 @@
 // every key it wrote. It never flushes anything.
 //
 // What a harness can do beyond making stores is declared by the optional
-// interfaces it implements (Clock, Staller, ClientOwner, Capper). A case that
+// interfaces it implements (Clock, Staller, Partitioner, ClientOwner, Capper). A case that
 // needs one the harness lacks is skipped, and the skip says which. Which store
 // capabilities the harness expects (Harness.Capabilities) is checked both
 // ways: a capability the store has but the harness did not declare fails the

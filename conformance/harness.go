@@ -43,6 +43,16 @@ type Staller interface {
 	StalledStore(ctx context.Context) (s store.Store, stall func(), err error)
 }
 
+// Partitioner is implemented by a harness that can cut one store off its
+// server silently while other stores keep working (a loopback proxy that
+// stops forwarding). The cached-read bound under partition needs it: the
+// writer must get through while the reader hears nothing.
+type Partitioner interface {
+	// PartitionedStore returns a store whose connections go through a proxy,
+	// and a function that makes the proxy stop forwarding.
+	PartitionedStore(ctx context.Context) (s store.Store, cut func(), err error)
+}
+
 // ClientOwner is implemented by a harness whose driver accepts a client made
 // by the user.
 type ClientOwner interface {

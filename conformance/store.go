@@ -57,6 +57,7 @@ var storeCases = []storeCase{
 	{"UserClientStaysOpen", testUserClientStaysOpen},
 	{"CachedReads", testCachedReads},
 	{"CachedReadsSeeOtherWriters", testCachedReadsOtherWriter},
+	{"CachedReadsBoundedUnderPartition", testCachedReadsPartition},
 	{"Scan", testScan},
 	{"Stats", testStats},
 	{"CapEvictsOnlyTTLKeys", testCap},
@@ -882,6 +883,60 @@ func testCachedReadsOtherWriter(e *env) {
 		}
 		t.Logf("maxStale %v: another instance's write first seen after %v", maxStale, firstNew)
 	}
+}
+
+// testCachedReadsPartition: the staleness bound must hold when the reader's
+// connection goes silent, so that no invalidation can reach it: after
+// maxStale, GetCached returns the new value or an error, never the old one.
+func testCachedReadsPartition(e *env) {
+	e.skipUnless(store.CapCachedReads)
+	pt, ok := e.h.(Partitioner)
+	if !ok {
+		e.t.Skip("harness is not a Partitioner: it cannot cut the reader off alone")
+	}
+	t, ctx := e.t, e.ctx
+	s, stall, err := pt.PartitionedStore(ctx)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skipf("harness cannot stall this target: %v", err)
+	}
+	require.NoError(t, err)
+	a, ok := store.Capability[store.CachedReader](s)
+	require.True(t, ok, "the stalled store reads through a cache too")
+	b := e.newStore()
+	const maxStale = 300 * time.Millisecond
+	k := e.key("partitioned")
+	require.NoError(t, b.Set(ctx, k, []byte("old"), 0))
+	for range 2 {
+		v, err := a.GetCached(ctx, k, maxStale)
+		require.NoError(t, err)
+		require.Equal(t, []byte("old"), v)
+	}
+	stall()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	require.NoError(t, b.Set(wctx, k, []byte("new"), 0))
+	cancel()
+	written := time.Now()
+	var old, failed int
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for checked := 0; checked < 3; <-tick.C {
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		v, err := a.GetCached(rctx, k, maxStale)
+		cancel()
+		switch {
+		case err != nil:
+			failed++
+		case string(v) == "old":
+			old++
+		}
+		if start.Sub(written) > maxStale {
+			require.False(t, err == nil && string(v) == "old",
+				"a read that began %v after the write, with maxStale %v, returned the old value", start.Sub(written), maxStale)
+			checked++
+		}
+	}
+	t.Logf("under partition: %d reads served the old value within maxStale, %d failed", old, failed)
 }
 
 func testScan(e *env) {

@@ -222,8 +222,12 @@ func (h *redisHarness) StalledStore(ctx context.Context) (store.Store, func(), e
 			}
 		}, err
 	}
+	return h.PartitionedStore(ctx)
+}
+
+func (h *redisHarness) PartitionedStore(ctx context.Context) (store.Store, func(), error) {
 	if h.proxyTo == "" {
-		return nil, nil, fmt.Errorf("no proxy target and nothing to pause: %w", errors.ErrUnsupported)
+		return nil, nil, fmt.Errorf("no single server to put a proxy in front of (cluster clients go around one, and CLIENT PAUSE would stall the writer too): %w", errors.ErrUnsupported)
 	}
 	p := redistest.NewProxy(h.t, h.proxyTo)
 	_, rest, _ := strings.Cut(h.url, "://")
