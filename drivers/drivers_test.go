@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/karat-go/karat/drivers/memstore"
 	"github.com/karat-go/karat/store"
@@ -109,10 +111,13 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 func TestRegister(t *testing.T) {
-	Register("fake-test", func(ctx context.Context, u *url.URL) (store.Store, error) {
+	// Registration is for the life of the process: a scheme of its own per
+	// run keeps -count=N working.
+	scheme := "fake-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	Register(scheme, func(ctx context.Context, u *url.URL) (store.Store, error) {
 		return memstore.New(nil), nil
 	})
-	s, err := Open(context.Background(), "fake-test://anything")
+	s, err := Open(context.Background(), scheme+"://anything")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,5 +127,5 @@ func TestRegister(t *testing.T) {
 			t.Error("registering a scheme twice should panic")
 		}
 	}()
-	Register("fake-test", func(context.Context, *url.URL) (store.Store, error) { return nil, nil })
+	Register(scheme, func(context.Context, *url.URL) (store.Store, error) { return nil, nil })
 }
