@@ -19,17 +19,25 @@
 //     keys of its shard.
 //   - A hard cap on keys (MaxEntries) and on bytes (MaxBytes) is never
 //     exceeded. To make room, only keys that carry a TTL are evicted, least
-//     recently used first (reads and writes count as use); a key without TTL
-//     (a revocation marker, a limiter key) is never evicted silently: the
-//     write that does not fit is refused with store.ErrFull, having written
-//     nothing. LRU order is global; a victim in another shard whose lock is
-//     busy at that instant is passed over for the next oldest.
+//     recently used first across the whole store (reads and writes count as
+//     use), never a key of the call itself; a key without TTL (a revocation
+//     marker, a limiter key) is never evicted silently. A write that would
+//     not fit even after evicting every other key with a TTL is refused with
+//     store.ErrFull, having written and evicted nothing. When a victim's
+//     shard is held by another call, the call lets go of its own shard,
+//     evicts that victim once its shard is free, and runs again (so a script
+//     body may run more than once; only the last run's writes count). Under
+//     that contention a key may be evicted slightly out of LRU order; without
+//     it the order is exact.
 //   - Values are copied in and out.
 package memstore
 
 import (
 	"container/list"
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,12 +151,17 @@ type Store struct {
 	maxEntries int64
 	maxBytes   int64
 
-	capMu sync.Mutex // makes the cap check and the accounting one step
+	// capMu is held for every change to keys and bytes together with the
+	// change to the data and the LRU list it counts, so that making room
+	// sees them agree, and checks, evicts and adds in one step.
+	capMu sync.Mutex
 	keys  atomic.Int64
 	bytes atomic.Int64
 
-	lruMu sync.Mutex // lock order: a shard, then lruMu, then (TryLock only) another shard
-	lru   list.List  // keys with a TTL, least recently used at the front
+	// Lock order: a shard, capMu, lruMu, then other shards with TryLock only.
+	// No call waits for a shard while it holds another.
+	lruMu sync.Mutex
+	lru   list.List // keys with a TTL, least recently used at the front
 
 	g         drivercore.Gate // closed flag, counters, the checks every call starts with
 	evictions atomic.Uint64
@@ -193,13 +206,27 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 		keys = []string{""}
 	}
 	sh := s.shardOf(keys[0])
+	for {
+		err := s.attempt(sh, keys, fn)
+		if !errors.Is(err, errBusy) {
+			return s.g.End(err)
+		}
+		s.evictWaiting(keys)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// attempt runs fn once under sh's lock and commits its writes.
+func (s *Store) attempt(sh *shard, keys []string, fn func(v *view) error) error {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	v := &view{s: s, sh: sh, now: s.clock.Now(), allowed: keys, writes: map[string]*entry{}}
 	if err := fn(v); err != nil {
-		return s.g.End(err)
+		return err
 	}
-	return s.g.End(v.commit())
+	return v.commit()
 }
 
 // Get implements store.Store.
@@ -274,7 +301,8 @@ func (s *Store) TTL(ctx context.Context, key string) (d time.Duration, err error
 
 // Eval implements store.Store: it runs the script's Go body on a view of
 // keys, under their shard's lock, and commits its writes only if it
-// succeeds.
+// succeeds. The body runs again if making room for its writes had to wait
+// for another shard (see the package doc).
 func (s *Store) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (res store.Value, err error) {
 	err = s.do(ctx, keys, func(v *view) error {
 		v.now = v.now.Truncate(time.Microsecond)
@@ -289,7 +317,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.do(ctx, nil, func(*view) error { return nil })
 }
 
-// Close implements store.Store. The data is dropped.
+// Close implements store.Store. The data is dropped (Stats then report no
+// keys).
 func (s *Store) Close() error {
 	if !s.g.Close() {
 		return nil
@@ -297,7 +326,9 @@ func (s *Store) Close() error {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.data = map[string]*entry{}
+		for k, e := range sh.data {
+			s.removeLocked(sh, k, e)
+		}
 		sh.mu.Unlock()
 	}
 	return nil
@@ -360,16 +391,32 @@ func expired(e *entry, now time.Time) bool {
 // removeLocked deletes key from sh (whose lock the caller holds) and
 // accounts for it.
 func (s *Store) removeLocked(sh *shard, key string, e *entry) {
-	delete(sh.data, key)
 	s.capMu.Lock()
+	defer s.capMu.Unlock()
+	s.dropLocked(sh, key, e)
+}
+
+// dropLocked is removeLocked for a caller that holds capMu as well.
+func (s *Store) dropLocked(sh *shard, key string, e *entry) {
+	delete(sh.data, key)
 	s.keys.Add(-1)
 	s.bytes.Add(-e.size(key))
-	s.capMu.Unlock()
 	if e.lru != nil {
 		s.lruMu.Lock()
 		s.lru.Remove(e.lru)
 		s.lruMu.Unlock()
 		e.lru = nil
+	}
+}
+
+// evict removes key from sh to make room, counting it as expired if it was.
+// The caller holds sh's lock and capMu.
+func (s *Store) evict(sh *shard, key string, e *entry, now time.Time) {
+	s.dropLocked(sh, key, e)
+	if expired(e, now) {
+		s.expired.Add(1)
+	} else {
+		s.evictions.Add(1)
 	}
 }
 
@@ -383,44 +430,120 @@ func (s *Store) touch(e *entry) {
 	s.lruMu.Unlock()
 }
 
-// reserve accounts for dKeys keys and dBytes bytes if the cap allows it.
-func (s *Store) reserve(dKeys, dBytes int64) bool {
+// errBusy says that room can be made only by evicting keys from a shard
+// another call holds. It never leaves the package: do retries.
+var errBusy = errors.New("memstore: an eviction victim's shard is busy")
+
+// makeRoom adds dKeys and dBytes to the accounting and runs apply, first
+// evicting keys with a TTL that are not in keep if the cap requires it, least
+// recently used first. It evicts all it needs or nothing: ErrFull when too
+// little can be evicted, errBusy when enough could be but some of it is in a
+// shard another call holds. The caller holds own's lock. apply runs in the
+// same step, so that no call sees the keys counted but not yet evictable.
+func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now time.Time, apply func()) error {
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
-	if dKeys > 0 && s.maxEntries > 0 && s.keys.Load()+dKeys > s.maxEntries ||
-		dBytes > 0 && s.maxBytes > 0 && s.bytes.Load()+dBytes > s.maxBytes {
-		return false
+	keys, bytes := s.keys.Load(), s.bytes.Load()
+	needKeys, needBytes := excess(keys+dKeys, s.maxEntries), excess(bytes+dBytes, s.maxBytes)
+	if needKeys > 0 || needBytes > 0 {
+		if needKeys > keys || needBytes > bytes {
+			return s.full(dKeys, dBytes) // would not fit in an empty store
+		}
+		victims, locked, busy := s.pickVictims(own, keep, needKeys, needBytes)
+		switch {
+		case victims == nil && busy:
+			return errBusy
+		case victims == nil:
+			return s.full(dKeys, dBytes)
+		}
+		for _, vi := range victims {
+			s.evict(vi.sh, vi.key, vi.e, now)
+		}
+		for _, sh := range locked {
+			sh.mu.Unlock()
+		}
 	}
 	s.keys.Add(dKeys)
 	s.bytes.Add(dBytes)
-	return true
+	apply()
+	return nil
 }
 
-// evictOne evicts the least recently used key with a TTL that is not in
-// keep, from own (whose lock the caller holds) or from a shard whose lock is
-// free. It reports whether it evicted one.
-func (s *Store) evictOne(own *shard, keep map[string]*entry) bool {
+func excess(n, limit int64) int64 {
+	if limit == 0 {
+		return 0
+	}
+	return n - limit
+}
+
+func (s *Store) full(dKeys, dBytes int64) error {
+	return fmt.Errorf("%w: %d keys and %d bytes in use, %+d keys and %+d bytes do not fit",
+		store.ErrFull, s.keys.Load(), s.bytes.Load(), dKeys, dBytes)
+}
+
+type victim struct {
+	sh  *shard
+	key string
+	e   *entry
+}
+
+// pickVictims returns the least recently used keys with a TTL, outside keep,
+// whose eviction frees needKeys keys and needBytes bytes, and the shards
+// other than own it locked to hold them; the caller evicts them and unlocks
+// the shards. When there are not enough, it returns no victims, holds no
+// lock, and reports whether some were passed over because their shard was
+// busy.
+func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64) (victims []victim, locked []*shard, busy bool) {
 	s.lruMu.Lock()
-	for el := s.lru.Front(); el != nil; el = el.Next() {
+	defer s.lruMu.Unlock()
+	for el := s.lru.Front(); el != nil && (needKeys > 0 || needBytes > 0); el = el.Next() {
 		it := el.Value.(lruItem)
-		if it.shard == own {
-			if _, kept := keep[it.key]; kept {
-				continue
-			}
-		} else if !it.shard.mu.TryLock() {
+		if slices.Contains(keep, it.key) {
 			continue
 		}
-		e := it.shard.data[it.key]
-		s.lru.Remove(el)
-		s.lruMu.Unlock()
-		e.lru = nil
-		s.removeLocked(it.shard, it.key, e)
-		if it.shard != own {
-			it.shard.mu.Unlock()
+		if it.shard != own && !slices.Contains(locked, it.shard) {
+			if !it.shard.mu.TryLock() {
+				busy = true
+				continue
+			}
+			locked = append(locked, it.shard)
 		}
-		s.evictions.Add(1)
-		return true
+		e := it.shard.data[it.key]
+		victims = append(victims, victim{it.shard, it.key, e})
+		needKeys--
+		needBytes -= e.size(it.key)
 	}
+	if needKeys <= 0 && needBytes <= 0 {
+		return victims, locked, false
+	}
+	for _, sh := range locked {
+		sh.mu.Unlock()
+	}
+	return nil, nil, busy
+}
+
+// evictWaiting evicts the least recently used key with a TTL outside keep,
+// waiting for its shard. The caller holds no shard, so waiting cannot
+// deadlock.
+func (s *Store) evictWaiting(keep []string) {
+	s.lruMu.Lock()
+	el := s.lru.Front()
+	for el != nil && slices.Contains(keep, el.Value.(lruItem).key) {
+		el = el.Next()
+	}
+	if el == nil {
+		s.lruMu.Unlock()
+		return
+	}
+	it := el.Value.(lruItem)
 	s.lruMu.Unlock()
-	return false
+	it.shard.mu.Lock()
+	defer it.shard.mu.Unlock()
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
+	// Still a key with a TTL under that element? It may have been used since,
+	// but evicting it anyway guarantees progress.
+	if e := it.shard.data[it.key]; e != nil && e.lru == el {
+		s.evict(it.shard, it.key, e, s.clock.Now())
+	}
 }

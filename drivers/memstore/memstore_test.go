@@ -100,6 +100,38 @@ func TestByteCap(t *testing.T) {
 	}
 }
 
+// A write that cannot fit is refused before anything is evicted: refusing
+// it must not also empty the cache.
+func TestFullEvictsNothing(t *testing.T) {
+	s := memstore.New(&memstore.Options{MaxEntries: 3, MaxBytes: 1000})
+	_ = s.Set(ctx, "{a}p", []byte("v"), 0)
+	_ = s.Set(ctx, "{a}t1", []byte("v"), time.Hour)
+	_ = s.Set(ctx, "{b}t2", []byte("v"), time.Hour)
+	if err := s.Set(ctx, "big", make([]byte, 1000), time.Hour); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("a value larger than the store: %v", err)
+	}
+	// Three new keys need three evictions; only two keys have a TTL.
+	sc := store.NewScript("three-keys", "", func(v store.ScriptView, keys, _ []string) (store.Value, error) {
+		for _, k := range keys {
+			if err := v.Set(k, []byte("v"), time.Hour); err != nil {
+				return store.Value{}, err
+			}
+		}
+		return store.NilValue(), nil
+	})
+	if _, err := s.Eval(ctx, sc, []string{"{c}1", "{c}2", "{c}3"}); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("three new keys over two evictable ones: %v", err)
+	}
+	for _, k := range []string{"{a}p", "{a}t1", "{b}t2"} {
+		if !exists(t, s, k) {
+			t.Errorf("%s was evicted by a write that was refused", k)
+		}
+	}
+	if st := s.Stats(); st.Evictions != 0 || st.Keys != 3 {
+		t.Errorf("stats %+v: want no eviction, 3 keys", st)
+	}
+}
+
 func TestFullScriptWritesNothing(t *testing.T) {
 	s := memstore.New(&memstore.Options{MaxEntries: 2})
 	if err := s.Set(ctx, "{a}x", []byte("1"), 0); err != nil {
@@ -180,6 +212,45 @@ func TestCapHoldsUnderConcurrentWriters(t *testing.T) {
 	}
 }
 
+// With every key carrying a TTL there is always something to evict: no
+// write is refused, however many writers contend for a tiny cap, and
+// whichever shards they hold.
+func TestNoErrFullWhileKeysHaveTTL(t *testing.T) {
+	for _, maxEntries := range []int{1, 4} {
+		s := memstore.New(&memstore.Options{MaxEntries: maxEntries})
+		var wg sync.WaitGroup
+		for g := range 64 {
+			wg.Go(func() {
+				for i := range 300 {
+					if err := s.Set(ctx, fmt.Sprintf("g%d-%d", g, i), []byte("v"), time.Hour); err != nil {
+						t.Errorf("cap %d: %v", maxEntries, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if st := s.Stats(); st.Keys != int64(maxEntries) || st.Evictions != uint64(64*300-maxEntries) {
+			t.Errorf("cap %d: stats %+v", maxEntries, st)
+		}
+	}
+}
+
+func TestExpiredVictimCountsAsExpired(t *testing.T) {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := memstore.New(&memstore.Options{MaxEntries: 2, Clock: clock})
+	k := keysInDistinctShards(3)
+	_ = s.Set(ctx, k[0], []byte("v"), time.Second)
+	_ = s.Set(ctx, k[1], []byte("v"), time.Hour)
+	clock.Advance(2 * time.Second)
+	if err := s.Set(ctx, k[2], []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Expired != 1 || st.Evictions != 0 || st.Keys != 2 {
+		t.Errorf("stats %+v: want 1 expired, no eviction, 2 keys", st)
+	}
+}
+
 func TestFakeClockExpiry(t *testing.T) {
 	clock := memstore.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := memstore.New(&memstore.Options{Clock: clock})
@@ -238,6 +309,12 @@ func TestStatsAndAs(t *testing.T) {
 	var other *int
 	if s.As(&other) {
 		t.Error("As of an unknown type")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Keys != 0 || st.Bytes != 0 {
+		t.Errorf("after Close: %+v", st)
 	}
 }
 

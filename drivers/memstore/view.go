@@ -327,8 +327,8 @@ func (v *view) TTL(key string) (time.Duration, error) {
 }
 
 // commit applies the overlay: it makes room under the cap first (evicting
-// keys with a TTL that this operation does not touch), or refuses with
-// ErrFull having changed nothing.
+// keys with a TTL that this operation does not touch), or refuses having
+// changed nothing.
 func (v *view) commit() error {
 	if len(v.writes) == 0 {
 		return nil
@@ -345,24 +345,28 @@ func (v *view) commit() error {
 			dBytes += neu.size(k)
 		}
 	}
-	for !v.s.reserve(dKeys, dBytes) {
-		if !v.s.evictOne(v.sh, v.writes) {
-			return fmt.Errorf("%w: %d keys, %d bytes in use", store.ErrFull, v.s.keys.Load(), v.s.bytes.Load())
-		}
+	if err := v.s.makeRoom(v.sh, v.allowed, dKeys, dBytes, v.now, v.apply); err != nil {
+		return err
 	}
+	v.sweep()
+	return nil
+}
+
+// apply writes the overlay into the shard and keeps the LRU list in step.
+func (v *view) apply() {
+	v.s.lruMu.Lock()
+	defer v.s.lruMu.Unlock()
 	for _, k := range v.order {
 		old, neu := v.sh.data[k], v.writes[k]
 		var el *list.Element
 		if old != nil {
 			el = old.lru
 		}
-		switch {
-		case neu == nil:
+		if neu == nil {
 			delete(v.sh.data, k)
-		default:
+		} else {
 			v.sh.data[k] = neu
 		}
-		v.s.lruMu.Lock()
 		switch {
 		case neu != nil && !neu.expireAt.IsZero():
 			if el == nil {
@@ -374,10 +378,7 @@ func (v *view) commit() error {
 		case el != nil:
 			v.s.lru.Remove(el)
 		}
-		v.s.lruMu.Unlock()
 	}
-	v.sweep()
-	return nil
 }
 
 // sweep removes up to sweepLimit expired keys of the shard: incremental
