@@ -11,7 +11,7 @@ import (
 	"github.com/karat-go/karat/store"
 )
 
-// TestExternal runs the store suite against the store KARAT_STORE_URL names
+// TestExternal runs every suite against the store KARAT_STORE_URL names
 // (any URL drivers.Open takes). It writes only under a random key prefix,
 // deletes what it wrote, and never flushes. The expected capabilities are
 // KARAT_STORE_CAPS (comma-separated, e.g. "cached-reads,scan,stats"), or, if
@@ -36,7 +36,7 @@ func TestExternal(t *testing.T) {
 		caps = store.Capabilities(s)
 		s.Close()
 	}
-	conformance.RunStore(t, func(context.Context, *testing.T) (conformance.Harness, error) {
+	conformance.Run(t, func(context.Context, *testing.T) (conformance.Harness, error) {
 		return &redisHarness{t: t, url: url, caps: caps}, nil
 	})
 }

@@ -67,3 +67,11 @@ type ClientOwner interface {
 type Capper interface {
 	CappedStore(ctx context.Context, maxEntries int) (store.Store, error)
 }
+
+// URLer is implemented by a harness whose backend another OS process can
+// reach by URL (anything drivers.Open takes). The cross-process cases need
+// it: they start worker processes that open their own stores.
+type URLer interface {
+	// StoreURL returns the URL a worker process opens its store with.
+	StoreURL() string
+}

@@ -40,6 +40,7 @@ var storeCases = []storeCase{
 	{"IncrBy", testIncrBy},
 	{"IncrByTTLOnlyOnCreate", testIncrByTTLOnlyOnCreate},
 	{"IncrByConcurrent", testIncrByConcurrent},
+	{"IncrByAcrossProcesses", testIncrByAcrossProcesses},
 	{"TTLRules", testTTLRules},
 	{"NegativeTTLWritesNothing", testNegativeTTL},
 	{"SubMillisecondTTL", testSubMillisecondTTL},
@@ -414,6 +415,20 @@ func testIncrByConcurrent(e *env) {
 	ttl, err := s.TTL(ctx, k)
 	require.NoError(t, err)
 	assert.Greater(t, ttl, 59*time.Minute)
+}
+
+// testIncrByAcrossProcesses: 4 OS processes, each with its own client, ×
+// 16 goroutines increment one counter; every increment counts once.
+func testIncrByAcrossProcesses(e *env) {
+	t, ctx, s := e.t, e.ctx, e.s
+	k := e.key("across")
+	const procs, goroutines, each = 4, 16, 25
+	for i, errs := range RunWorkers(t, e.h, procs, "incr", k, strconv.Itoa(goroutines), strconv.Itoa(each)) {
+		assert.Equal(t, "0", errs, "worker %d: failed increments", i)
+	}
+	v, err := s.Get(ctx, k)
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(procs*goroutines*each), string(v), "every increment from every process counted once")
 }
 
 func testTTLRules(e *env) {

@@ -24,7 +24,7 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-// TestConformance runs the store suite on every target. Targets that need a
+// TestConformance runs every suite (store and layers) on every target. Targets that need a
 // server get it from internal/redistest (or KARAT_REDIS_URL /
 // KARAT_REDIS_CLUSTER_URL); without one they skip loudly, or fail under
 // KARAT_REQUIRE_REDIS=1.
@@ -32,30 +32,30 @@ func TestConformance(t *testing.T) {
 	all := []string{store.CapCachedReads, store.CapScan, store.CapStats}
 	noCache := []string{store.CapScan, store.CapStats}
 	t.Run("memory", func(t *testing.T) {
-		conformance.RunStore(t, newMemoryHarness)
+		conformance.Run(t, newMemoryHarness)
 	})
 	t.Run("miniredis-goredis", func(t *testing.T) {
-		conformance.RunStore(t, newMiniredisHarness)
+		conformance.Run(t, newMiniredisHarness)
 	})
 	t.Run("redis-goredis", func(t *testing.T) {
 		srv := redistest.Single(t)
-		conformance.RunStore(t, urlHarness(srv.URL+"?driver=goredis", noCache, srv.Addr, goredisUserClient(srv.Addr, false)))
+		conformance.Run(t, urlHarness(srv.URL+"?driver=goredis", noCache, srv.Addr, goredisUserClient(srv.Addr, false)))
 	})
 	t.Run("redis-rueidis", func(t *testing.T) {
 		srv := redistest.Single(t)
-		conformance.RunStore(t, urlHarness(srv.URL, all, srv.Addr, rueidisUserClient(srv.Addr, false)))
+		conformance.Run(t, urlHarness(srv.URL, all, srv.Addr, rueidisUserClient(srv.Addr, false)))
 	})
 	t.Run("redis-rueidis-nocache", func(t *testing.T) {
 		srv := redistest.Single(t)
-		conformance.RunStore(t, urlHarness(srv.URL+"?client_cache=0", noCache, srv.Addr, rueidisUserClient(srv.Addr, false)))
+		conformance.Run(t, urlHarness(srv.URL+"?client_cache=0", noCache, srv.Addr, rueidisUserClient(srv.Addr, false)))
 	})
 	t.Run("cluster-goredis", func(t *testing.T) {
 		c := redistest.ClusterServers(t)
-		conformance.RunStore(t, clusterHarness(c, c.URL+"?driver=goredis", noCache, goredisUserClient(c.Masters[0], true)))
+		conformance.Run(t, clusterHarness(c, c.URL+"?driver=goredis", noCache, goredisUserClient(c.Masters[0], true)))
 	})
 	t.Run("cluster-rueidis", func(t *testing.T) {
 		c := redistest.ClusterServers(t)
-		conformance.RunStore(t, clusterHarness(c, c.URL, all, rueidisUserClient(c.Masters[0], true)))
+		conformance.Run(t, clusterHarness(c, c.URL, all, rueidisUserClient(c.Masters[0], true)))
 	})
 }
 
@@ -129,6 +129,7 @@ func (h *miniredisHarness) open(addr string) store.Store {
 func (h *miniredisHarness) MakeStore(context.Context) (store.Store, error) {
 	return h.open(h.m.Addr()), nil
 }
+func (h *miniredisHarness) StoreURL() string        { return "redis://" + h.m.Addr() + "?driver=goredis" }
 func (h *miniredisHarness) Capabilities() []string  { return []string{store.CapScan, store.CapStats} }
 func (h *miniredisHarness) SetNow(t time.Time)      { h.m.SetTime(t) }
 func (h *miniredisHarness) Advance(d time.Duration) { h.m.FastForward(d) }
@@ -210,6 +211,7 @@ func (h *redisHarness) open(ctx context.Context, url string) (store.Store, error
 }
 
 func (h *redisHarness) Capabilities() []string { return h.caps }
+func (h *redisHarness) StoreURL() string       { return h.url }
 
 func (h *redisHarness) StalledStore(ctx context.Context) (store.Store, func(), error) {
 	if len(h.pause) > 0 {
