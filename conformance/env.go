@@ -23,6 +23,10 @@ type env struct {
 	h      Harness
 	s      store.Store
 	prefix string
+	// ns is the case's namespace (the prefix as a store.Namespace): a layer
+	// under test writes its keys there, and cleanup deletes everything under
+	// it through the store's Scanner.
+	ns store.Namespace
 
 	mu      sync.Mutex
 	written map[string]struct{}
@@ -36,7 +40,8 @@ func newEnv(t *testing.T, maker HarnessMaker) *env {
 	t.Cleanup(h.Close)
 	s, err := h.MakeStore(ctx)
 	require.NoError(t, err, "making a store")
-	e := &env{t: t, ctx: ctx, h: h, s: s, prefix: randomPrefix(), written: map[string]struct{}{}}
+	prefix := randomPrefix()
+	e := &env{t: t, ctx: ctx, h: h, s: s, prefix: prefix, ns: store.MustNamespace(prefix), written: map[string]struct{}{}}
 	t.Cleanup(e.cleanup)
 	return e
 }
@@ -47,7 +52,8 @@ func randomPrefix() string {
 	return "karat-conformance-" + hex.EncodeToString(b[:])
 }
 
-// cleanup deletes every key the case named, one by one (they may span slots),
+// cleanup deletes every key the case named, and every key under its
+// namespace that the store's Scanner finds, one by one (they may span slots),
 // through a fresh store: the case may have closed its own.
 func (e *env) cleanup() {
 	e.mu.Lock()
@@ -56,15 +62,21 @@ func (e *env) cleanup() {
 		keys = append(keys, k)
 	}
 	e.mu.Unlock()
-	if len(keys) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	s, err := e.h.MakeStore(ctx)
 	if err != nil {
 		e.t.Logf("cleanup: cannot make a store to delete %d keys: %v", len(keys), err)
 		return
+	}
+	if sc, ok := store.Capability[store.Scanner](s); ok {
+		err := sc.Scan(ctx, e.ns.Prefix(), func(batch []string) error {
+			keys = append(keys, batch...)
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrClosed) {
+			e.t.Logf("cleanup: scanning %q: %v", e.ns.Prefix(), err)
+		}
 	}
 	for _, k := range keys {
 		if _, err := s.Delete(ctx, k); err != nil && !errors.Is(err, store.ErrClosed) {
