@@ -34,6 +34,7 @@ type config struct {
 	goroutines []int
 	extras     bool
 	worker     string
+	args       []string // what follows the flags (worker arguments)
 }
 
 func main() {
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	cfg.args = fs.Args()
 	if cfg.worker != "" {
 		return cfg, nil
 	}
@@ -105,7 +107,7 @@ func run() error {
 		return err
 	}
 	if cfg.worker != "" {
-		return runWorker(cfg.worker, flag.Args())
+		return runWorker(cfg.worker, cfg.args)
 	}
 
 	env := &Env{Keys: cfg.keys, Prefix: "karat-bench:" + strconv.FormatUint(rand.Uint64()>>16, 36)}
