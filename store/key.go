@@ -23,31 +23,39 @@ const hexUpper = "0123456789ABCDEF"
 // letters, digits and "-._~" (RFC 3986 unreserved characters). Everything else
 // becomes %XX, so encoded parts never hold ':', '{', '}', glob characters
 // (*?[]\), spaces, control characters or non-ASCII bytes.
-func safeByte(b byte) bool {
-	return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
-		b == '-' || b == '.' || b == '_' || b == '~'
-}
+func safeByte(b byte) bool { return safeTab[b] }
 
+var safeTab = func() (t [256]bool) {
+	for b := range t {
+		c := byte(b)
+		t[b] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~'
+	}
+	return t
+}()
+
+// encodePart writes p encoded, copying runs of safe bytes whole.
 func encodePart(sb *strings.Builder, p string) {
+	start := 0
 	for i := 0; i < len(p); i++ {
 		b := p[i]
-		if safeByte(b) {
-			sb.WriteByte(b)
+		if safeTab[b] {
 			continue
 		}
+		sb.WriteString(p[start:i])
 		sb.WriteByte('%')
 		sb.WriteByte(hexUpper[b>>4])
 		sb.WriteByte(hexUpper[b&15])
+		start = i + 1
 	}
+	sb.WriteString(p[start:])
 }
 
 func encodedLen(p string) int {
-	n := 0
+	n := len(p)
 	for i := 0; i < len(p); i++ {
-		if safeByte(p[i]) {
-			n++
-		} else {
-			n += 3
+		if !safeTab[p[i]] {
+			n += 2
 		}
 	}
 	return n
@@ -63,7 +71,7 @@ func encodedLen(p string) int {
 // A part longer than MaxPartLen, or a result longer than MaxKeyLen, gives
 // ErrInvalidKey. Key with no parts is ErrInvalidKey.
 func Key(parts ...string) (string, error) {
-	return buildKey(false, "", parts)
+	return buildKey("", false, "", parts)
 }
 
 // TaggedKey is Key with an explicit Redis Cluster hash tag: the key begins
@@ -72,10 +80,12 @@ func Key(parts ...string) (string, error) {
 // operations and scripts group by in the tag (a user id for a session and its
 // user's index, say). An empty tag is ErrInvalidKey: Redis would ignore it.
 func TaggedKey(tag string, parts ...string) (string, error) {
-	return buildKey(true, tag, parts)
+	return buildKey("", true, tag, parts)
 }
 
-func buildKey(tagged bool, tag string, parts []string) (string, error) {
+// buildKey builds the key in one allocation; prefix (an encoded Namespace,
+// or "") and ':' come first when prefix is not empty.
+func buildKey(prefix string, tagged bool, tag string, parts []string) (string, error) {
 	if len(parts) == 0 && !tagged {
 		return "", fmt.Errorf("%w: no parts", ErrInvalidKey)
 	}
@@ -96,11 +106,18 @@ func buildKey(tagged bool, tag string, parts []string) (string, error) {
 		}
 		n += encodedLen(p) + 1
 	}
+	if prefix != "" {
+		n += len(prefix) + 1
+	}
 	if n > MaxKeyLen {
 		return "", fmt.Errorf("%w: encoded key of %d bytes exceeds %d", ErrInvalidKey, n, MaxKeyLen)
 	}
 	var sb strings.Builder
 	sb.Grow(n)
+	if prefix != "" {
+		sb.WriteString(prefix)
+		sb.WriteByte(':')
+	}
 	if tagged {
 		sb.WriteByte('{')
 		encodePart(&sb, tag)

@@ -1,10 +1,5 @@
 package store
 
-import (
-	"fmt"
-	"strings"
-)
-
 // Namespace is an encoded prefix that a layer puts before every key it
 // writes, so that one Redis can hold several applications, several layers
 // and test runs side by side, and so that everything under a namespace can be
@@ -52,36 +47,13 @@ func (n Namespace) Sub(parts ...string) (Namespace, error) {
 	return Namespace{enc: k}, nil
 }
 
-// Key is the Key of parts under n.
+// Key is the Key of parts under n, built in one allocation.
 func (n Namespace) Key(parts ...string) (string, error) {
-	k, err := Key(parts...)
-	if err != nil {
-		return "", err
-	}
-	return n.join(k)
+	return buildKey(n.enc, false, "", parts)
 }
 
 // TaggedKey is the TaggedKey of tag and parts under n: keys built with the
 // same tag share a cluster slot, whatever the namespace.
 func (n Namespace) TaggedKey(tag string, parts ...string) (string, error) {
-	k, err := TaggedKey(tag, parts...)
-	if err != nil {
-		return "", err
-	}
-	return n.join(k)
-}
-
-func (n Namespace) join(k string) (string, error) {
-	if n.enc == "" {
-		return k, nil
-	}
-	if len(n.enc)+1+len(k) > MaxKeyLen {
-		return "", fmt.Errorf("%w: key of %d bytes exceeds %d", ErrInvalidKey, len(n.enc)+1+len(k), MaxKeyLen)
-	}
-	var sb strings.Builder
-	sb.Grow(len(n.enc) + 1 + len(k))
-	sb.WriteString(n.enc)
-	sb.WriteByte(':')
-	sb.WriteString(k)
-	return sb.String(), nil
+	return buildKey(n.enc, true, tag, parts)
 }
