@@ -175,9 +175,49 @@ func run() error {
 	if cfg.jsonOut {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		return failures(rep)
 	}
 	printReport(os.Stdout, rep, groups)
+	return failures(rep)
+}
+
+// failures is what makes the command exit non-zero, so that --quick in CI
+// catches a harness that rotted: a scenario that could not be set up, a
+// karat scenario with errors, karat admitting other than exactly the limit.
+// A peer's errors are its own behaviour and only reported.
+func failures(rep *Report) error {
+	var bad []string
+	for _, r := range rep.Results {
+		if r.SetupError != "" {
+			bad = append(bad, fmt.Sprintf("%s/%s: setup: %s", r.Group, r.Scenario, r.SetupError))
+		} else if r.Kind == KindKarat && r.Errors > 0 {
+			bad = append(bad, fmt.Sprintf("%s/%s (%dg %s): %d errors: %s", r.Group, r.Scenario, r.Goroutines, r.Keyspace, r.Errors, r.FirstError))
+		}
+	}
+	if rep.Extras != nil {
+		for _, c := range rep.Extras.Correctness {
+			if c.Kind == KindKarat && (c.Admitted != c.Limit || c.Errors > 0) {
+				bad = append(bad, fmt.Sprintf("correctness/%s: admitted %d of limit %d, %d errors: %s", c.Limiter, c.Admitted, c.Limit, c.Errors, c.FirstError))
+			}
+		}
+		for _, m := range rep.Extras.RedisMemory {
+			if m.Error != "" {
+				bad = append(bad, fmt.Sprintf("memory/%s: %s", m.Scenario, m.Error))
+			}
+		}
+		for _, r := range rep.Extras.LimiterRSS {
+			if r.Error != "" {
+				bad = append(bad, fmt.Sprintf("rss/%s: %s", r.Limiter, r.Error))
+			}
+		}
+		bad = append(bad, rep.Extras.Notes...)
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%d failures:\n  %s", len(bad), strings.Join(bad, "\n  "))
+	}
 	return nil
 }
 
