@@ -27,7 +27,7 @@ func testCacheTenantIsolation(e *env) {
 	c := newCache[string](e, e.s, cache.Policy{Name: "iso", TTL: time.Hour}, nil)
 	tenants := hostileTenants()
 	for i, tn := range tenants {
-		for j, k := range []string{"k", "*", tn} {
+		for j, k := range []string{"k", "*", "\n" + tn} {
 			require.NoError(t, c.Set(ctx, tn, k, fmt.Sprintf("v%d-%d", i, j)), "Set in tenant %d", i)
 		}
 	}
@@ -35,7 +35,7 @@ func testCacheTenantIsolation(e *env) {
 	other := newCache[string](e, e.newStore(), cache.Policy{Name: "iso", TTL: time.Hour}, nil)
 	for _, r := range []*cache.Cache[string]{c, other} {
 		for i, tn := range tenants {
-			for j, k := range []string{"k", "*", tn} {
+			for j, k := range []string{"k", "*", "\n" + tn} {
 				v, err := r.Get(ctx, tn, k)
 				require.NoError(t, err, "Get in tenant %d", i)
 				require.Equal(t, fmt.Sprintf("v%d-%d", i, j), v, "tenant %d key %d reads its own value", i, j)
