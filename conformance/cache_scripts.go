@@ -46,7 +46,7 @@ func testCacheScripts(e *env) {
 	e.t.Run("Set", func(t *testing.T) {
 		CheckScript(t, e.h, cache.SetScript, []ScriptCase{
 			{Name: "fresh", Keys: []string{"entry", "lease"}, Args: []string{"v", "60000"}},
-			{Name: "over-entry-and-lease", Keys: []string{"entry", "lease"}, Args: []string{"v", "1"}, Setup: setup(lease, oldEntry)},
+			{Name: "over-entry-and-lease", Keys: []string{"entry", "lease"}, Args: []string{"v", "1500"}, Setup: setup(lease, oldEntry)},
 			{Name: "bad-ttl-writes-nothing", Keys: []string{"entry", "lease"}, Args: []string{"v", "-5"}, Setup: lease},
 		})
 	})
