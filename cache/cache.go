@@ -149,7 +149,7 @@ func (c *Cache[T]) Policy() Policy { return c.p }
 // the generation keys the entry is checked against (the scope's, then one
 // per tag), all under one hash tag.
 type keys struct {
-	tenant, key string
+	tenant, key  string
 	entry, lease string
 	gens         []string
 }
@@ -351,14 +351,15 @@ func result[T any](le *localEntry[T]) (T, error) {
 // and counted in Stats.Errors, not as a miss.
 func (c *Cache[T]) Get(ctx context.Context, tenant, key string) (T, error) {
 	var zero T
-	k, err := c.keysFor(tenant, key)
-	if err != nil {
-		return zero, err
-	}
 	now := c.now()
+	// A local entry exists only for a tenant and key that were valid.
 	if le := c.local.get(tenant, key); le != nil && c.stateOf(le.freshUntil, now) == fresh {
 		c.localHits.Add(1)
 		return result(le)
+	}
+	k, err := c.keysFor(tenant, key)
+	if err != nil {
+		return zero, err
 	}
 	seq := c.local.begin()
 	e, found, err := c.lookup(ctx, k, true)
@@ -398,17 +399,19 @@ func (c *Cache[T]) GetOrLoad(ctx context.Context, tenant, key string, load Loade
 	if load == nil {
 		return zero, fmt.Errorf("%w: nil loader", ErrInvalidPolicy)
 	}
-	k, err := c.keysFor(tenant, key)
-	if err != nil {
-		return zero, err
-	}
 	now := c.now()
 	if le := c.local.get(tenant, key); le != nil && c.stateOf(le.freshUntil, now) == fresh {
 		c.localHits.Add(1)
 		if c.earlyRefresh(le.freshUntil, le.delta, now) {
-			c.refresh(ctx, k, load)
+			if k, err := c.keysFor(tenant, key); err == nil {
+				c.refresh(ctx, k, load)
+			}
 		}
 		return result(le)
+	}
+	k, err := c.keysFor(tenant, key)
+	if err != nil {
+		return zero, err
 	}
 	seq := c.local.begin()
 	e, found, err := c.lookup(ctx, k, true)

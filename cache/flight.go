@@ -24,16 +24,16 @@ type flight struct {
 
 // do runs fn once for concurrent callers with the same key. leader reports
 // whether this caller started the work.
-func (g *flightGroup) do(ctx context.Context, key string, fn func() (any, bool, error)) (f *flight, leader bool, err error) {
+func (g *flightGroup) do(ctx context.Context, key string, fn func() (any, bool, error)) (*flight, bool, error) {
 	g.mu.Lock()
 	if g.m == nil {
 		g.m = map[string]*flight{}
 	}
 	f, ok := g.m[key]
-	if !ok {
+	leader := !ok
+	if leader {
 		f = &flight{done: make(chan struct{})}
 		g.m[key] = f
-		leader = true
 		go func() {
 			defer func() {
 				g.mu.Lock()
