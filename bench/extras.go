@@ -181,7 +181,7 @@ func redisMemory(env *Env, group string, s Scenario, n int) RedisMemory {
 	r := RedisMemory{What: what, Scenario: s.Name, Kind: s.Kind, N: n}
 	sub := *env
 	sub.Keys = n
-	sub.Prefix = env.Prefix + ":mem-" + s.Name
+	sub.Prefix = env.Prefix + "-mem-" + s.Name
 	before, err := usedMemory(env)
 	if err != nil {
 		r.Error = err.Error()

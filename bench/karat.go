@@ -8,9 +8,6 @@ var errNoCachedReads = errors.New("store has no cached reads")
 // session layer is on main).
 func karatSessionScenarios() []Scenario { return nil }
 
-// karatCacheScenarios are karat's cache hit or miss scenarios.
-func karatCacheScenarios(miss bool) []Scenario { return nil }
-
 // karatLimiters are karat's rate limiters.
 func karatLimiters() []Limiter { return nil }
 

@@ -110,7 +110,7 @@ func run() error {
 		return runWorker(cfg.worker, cfg.args)
 	}
 
-	env := &Env{Keys: cfg.keys, Prefix: "karat-bench:" + strconv.FormatUint(rand.Uint64()>>16, 36)}
+	env := &Env{Keys: cfg.keys, Prefix: "karat-bench-" + strconv.FormatUint(rand.Uint64()>>16, 36)}
 	var srv *redisServer
 	if cfg.redisURL == "" {
 		if srv, err = startRedis(); err != nil {
