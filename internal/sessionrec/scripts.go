@@ -8,10 +8,11 @@ import (
 	"github.com/karat-go/karat/store"
 )
 
-// Error messages the scripts raise (the first word is the code).
+// Error messages the scripts raise (the first word is the code). Each has
+// more than one word: Redis 7 prefixes a one-word error reply with "ERR".
 const (
-	MsgNotFound = "NOTFOUND"
-	MsgConflict = "CONFLICT"
+	MsgNotFound = "NOTFOUND no live session"
+	MsgConflict = "CONFLICT version moved on"
 	MsgExists   = "EXISTS session id taken"
 	MsgRetry    = "RETRY index changed"
 	MsgKeep     = "NOTFOUND keep"
