@@ -4,10 +4,6 @@ import "errors"
 
 var errNoCachedReads = errors.New("store has no cached reads")
 
-// karatSessionScenarios are karat's session validations (filled in once the
-// session layer is on main).
-func karatSessionScenarios() []Scenario { return nil }
-
 // karatLimiters are karat's rate limiters.
 func karatLimiters() []Limiter { return nil }
 
