@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type config struct {
 	goroutines []int
 	extras     bool
 	worker     string
+	cpuProfile string
 	args       []string // what follows the flags (worker arguments)
 }
 
@@ -57,6 +59,7 @@ func parseFlags(args []string) (*config, error) {
 	only := fs.String("only", "", "run only groups or scenarios whose \"group/scenario\" matches this regexp")
 	gs := fs.String("goroutines", "1,64", "comma-separated goroutine counts")
 	fs.BoolVar(&cfg.extras, "extras", true, "also measure correctness (admitted of 1,024 against a limit of 100) and memory")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of the timed runs to this file (go tool pprof)")
 	fs.StringVar(&cfg.worker, "worker", "", "internal: run as a worker process of this role")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -159,6 +162,17 @@ func run() error {
 		Rounds:  cfg.rounds, Duration: cfg.duration.String(), Keys: cfg.keys,
 	}
 	groups := selectGroups(allGroups(), cfg.only)
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep.Results, err = measure(env, cfg, groups)
 	if err != nil {
 		return err
