@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -330,6 +331,8 @@ func measure(env *Env, cfg *config, groups []Group) ([]*Result, error) {
 			}
 		}
 	}()
+	infoClient := newGoRedis(env)
+	defer infoClient.Close()
 	p.start(total, cfg.duration)
 	for round := range cfg.rounds {
 		for _, n := range cfg.goroutines {
@@ -343,7 +346,13 @@ func measure(env *Env, cfg *config, groups []Group) ([]*Result, error) {
 						}
 						r := sl.res[c]
 						p.step(fmt.Sprintf("round %d/%d  %s/%s  %s", round+1, cfg.rounds, sl.g.Name, sl.s.Name, c))
+						cmds0 := commandsProcessed(infoClient)
 						smp := runOnce(sl.inst, c, env.Keys, cfg.duration)
+						if cmds1 := commandsProcessed(infoClient); cmds0 >= 0 && cmds1 >= 0 {
+							r.commands += uint64(cmds1 - cmds0 - 1) // less the INFO itself
+						} else {
+							r.commands = math.MaxUint64
+						}
 						r.RoundsOps = append(r.RoundsOps, float64(smp.ops)/smp.elapsed.Seconds())
 						r.Ops += smp.ops
 						r.Errors += smp.errs
@@ -371,6 +380,10 @@ func measure(env *Env, cfg *config, groups []Group) ([]*Result, error) {
 					r.P99 = r.hist.quantile(0.99)
 					if r.Ops > 0 {
 						r.AllocsPerOp = float64(r.mallocs) / float64(r.Ops)
+						r.CommandsPerOp = -1
+						if r.commands != math.MaxUint64 {
+							r.CommandsPerOp = float64(r.commands) / float64(r.Ops)
+						}
 					}
 					rs = append(rs, r)
 				}

@@ -125,3 +125,21 @@ func usedMemory(env *Env) (int64, error) {
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
+
+// commandsProcessed is INFO stats' total_commands_processed, or -1.
+func commandsProcessed(c *redis.Client) int64 {
+	s, err := c.Info(context.Background(), "stats").Result()
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(l, "total_commands_processed:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}

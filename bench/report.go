@@ -68,25 +68,29 @@ func printReport(w io.Writer, rep *Report, groups []Group) {
 		rep.Machine, rep.Command, rep.Rounds, rep.Duration, rep.Keys)
 	for _, g := range groups {
 		fmt.Fprintf(w, "### %s — %s\n\n", g.Name, g.Title)
-		fmt.Fprintln(w, "| case | scenario | kind | ops/s | p50 | p99 | allocs/op | × best peer | × floor |")
-		fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| case | scenario | kind | ops/s | p50 | p99 | allocs/op | Redis cmds/op | × best peer | × floor |")
+		fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
 		for _, r := range rep.Results {
 			if r.Group != g.Name {
 				continue
 			}
 			c := fmt.Sprintf("%dg %s", r.Goroutines, r.Keyspace)
 			if r.SetupError != "" {
-				fmt.Fprintf(w, "| %s | %s | %s | setup failed: %s | | | | | |\n", c, r.Scenario, r.Kind, oneLine(r.SetupError))
+				fmt.Fprintf(w, "| %s | %s | %s | setup failed: %s | | | | | | |\n", c, r.Scenario, r.Kind, oneLine(r.SetupError))
 				continue
 			}
 			name := r.Scenario
 			if r.Kind == KindKarat {
 				name = "**" + name + "**"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s |\n", c, name, r.Kind,
-				fmtOps(r.OpsPerSec), fmtNs(r.P50), fmtNs(r.P99), r.AllocsPerOp, fmtRatio(r.VsBestPeer), fmtRatio(r.VsFloor))
+			cmds := "?"
+			if r.CommandsPerOp >= 0 {
+				cmds = fmt.Sprintf("%.2f", r.CommandsPerOp)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s |\n", c, name, r.Kind,
+				fmtOps(r.OpsPerSec), fmtNs(r.P50), fmtNs(r.P99), r.AllocsPerOp, cmds, fmtRatio(r.VsBestPeer), fmtRatio(r.VsFloor))
 			if r.Errors > 0 {
-				fmt.Fprintf(w, "| | ↳ %d errors of %d ops: %s | | | | | | | |\n", r.Errors, r.Ops, oneLine(r.FirstError))
+				fmt.Fprintf(w, "| | ↳ %d errors of %d ops: %s | | | | | | | | |\n", r.Errors, r.Ops, oneLine(r.FirstError))
 			}
 		}
 		fmt.Fprintln(w)

@@ -175,14 +175,19 @@ type Result struct {
 	P50         float64   `json:"p50_ns"`
 	P99         float64   `json:"p99_ns"`
 	AllocsPerOp float64   `json:"allocs_per_op"`
-	Ops         uint64    `json:"ops"`
-	Errors      uint64    `json:"errors"`
-	FirstError  string    `json:"first_error,omitempty"`
-	VsBestPeer  float64   `json:"vs_best_peer,omitempty"` // ops/s ÷ the best peer's, same group and case
-	VsFloor     float64   `json:"vs_floor,omitempty"`     // ops/s ÷ the floor's, same group and case
-	SetupError  string    `json:"setup_error,omitempty"`
-	hist        *histogram
-	mallocs     uint64
+	// CommandsPerOp is the Redis commands the server processed per
+	// operation during the timed runs (INFO total_commands_processed): 0
+	// means the job was done without a round trip; -1 unknown.
+	CommandsPerOp float64 `json:"redis_commands_per_op"`
+	Ops           uint64  `json:"ops"`
+	Errors        uint64  `json:"errors"`
+	FirstError    string  `json:"first_error,omitempty"`
+	VsBestPeer    float64 `json:"vs_best_peer,omitempty"` // ops/s ÷ the best peer's, same group and case
+	VsFloor       float64 `json:"vs_floor,omitempty"`     // ops/s ÷ the floor's, same group and case
+	SetupError    string  `json:"setup_error,omitempty"`
+	hist          *histogram
+	mallocs       uint64
+	commands      uint64
 }
 
 // histogram is a log-linear latency histogram in nanoseconds: 32 buckets
