@@ -182,6 +182,7 @@ func run() error {
 		rep.Extras = runExtras(env, cfg)
 	}
 	rep.Finished = time.Now().UTC().Format(time.RFC3339)
+	rep.Targets = checkTargets(rep.Results)
 	if cfg.plotFile != "" {
 		if err := plotRatios(rep, cfg.plotFile); err != nil {
 			return fmt.Errorf("--plot: %w", err)

@@ -22,6 +22,7 @@ type Report struct {
 	Duration string    `json:"duration_per_run"`
 	Keys     int       `json:"spread_keys"`
 	Results  []*Result `json:"results"`
+	Targets  []Target  `json:"targets"`
 	Extras   *Extras   `json:"extras,omitempty"`
 }
 
@@ -66,6 +67,7 @@ func fmtBytes(b float64) string {
 func printReport(w io.Writer, rep *Report, groups []Group) {
 	fmt.Fprintf(w, "Machine: %s\nCommand: %s\nRounds: %d × %s per scenario and case; spread keyspace: %d keys\n\n",
 		rep.Machine, rep.Command, rep.Rounds, rep.Duration, rep.Keys)
+	printTargets(w, rep.Targets)
 	for _, g := range groups {
 		fmt.Fprintf(w, "### %s — %s\n\n", g.Name, g.Title)
 		fmt.Fprintln(w, "| case | scenario | kind | ops/s | p50 | p99 | allocs/op | Redis cmds/op | × best peer | × floor |")
