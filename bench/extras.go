@@ -101,8 +101,8 @@ func runExtras(env *Env, cfg *config) *Extras {
 				(cfg.only != nil && !cfg.only.MatchString("memory/"+s.Name)) {
 				continue
 			}
-			if g.Name == "session" && s.Kind == KindKarat && !strings.Contains(s.Name, "goredis") {
-				continue // one karat session driver is enough: the bytes are the same
+			if s.Kind == KindKarat && !strings.HasSuffix(s.Name, "-goredis") {
+				continue // one karat driver is enough: the bytes are the same (go-redis: no client-side cache tracking)
 			}
 			p.status("redis memory: " + g.Name + "/" + s.Name)
 			x.RedisMemory = append(x.RedisMemory, redisMemory(env, g.Name, s, n))

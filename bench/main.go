@@ -182,7 +182,7 @@ func run() error {
 		rep.Extras = runExtras(env, cfg)
 	}
 	rep.Finished = time.Now().UTC().Format(time.RFC3339)
-	rep.Targets = checkTargets(rep.Results)
+	rep.Targets = append(checkTargets(rep.Results), checkMemoryTargets(rep.Extras)...)
 	if cfg.plotFile != "" {
 		if err := plotRatios(rep, cfg.plotFile); err != nil {
 			return fmt.Errorf("--plot: %w", err)

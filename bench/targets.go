@@ -96,6 +96,8 @@ func printTargets(w io.Writer, ts []Target) {
 	for _, t := range ts {
 		want, got := fmt.Sprintf("≥ %.2f×", t.Want), fmt.Sprintf("%.2f×", t.Got)
 		switch {
+		case t.Group == "memory":
+			want, got = fmt.Sprintf("≤ %.0f B", t.Want), fmt.Sprintf("%.0f B", t.Got)
 		case t.Versus == "" && t.Want == 0:
 			want, got = "0 cmds/op", fmt.Sprintf("%.3f", t.Got)
 		case t.Versus == "":
@@ -111,4 +113,25 @@ func printTargets(w io.Writer, ts []Target) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", t.What, t.Keyspace, t.Karat, t.Versus, want, got, met)
 	}
 	fmt.Fprintln(w)
+}
+
+// checkMemoryTargets checks the memory targets: a karat session at
+// rest (record, token pointer and user index entry) ≤ 1 KiB of Redis
+// memory, and the memory driver ≤ 200 bytes of overhead per key.
+func checkMemoryTargets(x *Extras) []Target {
+	if x == nil {
+		return nil
+	}
+	var out []Target
+	for _, m := range x.RedisMemory {
+		if m.What == "session" && m.Kind == KindKarat && m.Error == "" {
+			out = append(out, Target{Group: "memory", Karat: m.Scenario, Want: 1024, Got: m.PerEntry, Met: m.PerEntry <= 1024,
+				What: "a session at rest ≤ 1 KiB of Redis memory, index included (bytes)"})
+		}
+	}
+	if x.MemHeap != nil {
+		out = append(out, Target{Group: "memory", Karat: "memory driver", Want: 200, Got: x.MemHeap.OverheadBytes, Met: x.MemHeap.OverheadBytes <= 200,
+			What: "memory driver overhead per key beyond key and value ≤ 200 bytes"})
+	}
+	return out
 }
