@@ -468,6 +468,11 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 // activity is older than TouchInterval, Validate records it (one script
 // call), unless the token is a rotated-away one within its grace.
 func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) {
+	var raw [32]byte
+	if !parseToken(token, &raw) { // before res, which escapes: a malformed token allocates nothing
+		m.malformed.Add(1)
+		return nil, ErrNotFound
+	}
 	var res resolved
 	if err := m.resolve(ctx, token, &res); err != nil {
 		return nil, err
