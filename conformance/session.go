@@ -21,6 +21,7 @@ var sessionCases = []storeCase{
 	{"HashedAtRest", testSessionHashedAtRest},
 	{"NoResurrection", testSessionNoResurrection},
 	{"NoLostUpdate", testSessionNoLostUpdate},
+	{"NoLostUpdateAcrossProcesses", testSessionNoLostUpdateAcrossProcesses},
 	{"RotationGrace", testSessionRotationGrace},
 	{"IdleVsAbsolute", testSessionIdleVsAbsolute},
 	{"MultiDevice", testSessionMultiDevice},
