@@ -75,3 +75,15 @@ func (c *ptrCache) drop(h *[64]byte) {
 	delete(sh.m, *h)
 	sh.mu.Unlock()
 }
+
+// len returns how many entries the cache holds.
+func (c *ptrCache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}

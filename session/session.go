@@ -487,12 +487,13 @@ func (m *Manager) reject(res *resolved) error {
 // asking the store; unknown ones are looked up under each secret. Neither is
 // ever written, and both are counted in Stats.InvalidTokens.
 //
-// On a store with store.CachedReader both reads (the token's pointer and
-// the session record) go through the client-side cache, so a hit costs no
-// round trip; a revocation through another instance is seen within
-// MaxStale, and one through this instance at once. When the recorded
-// activity is older than TouchInterval, Validate records it (one script
-// call), unless the token is a rotated-away one within its grace.
+// The token's pointer comes from this Manager's pointer cache or the store;
+// the session record from the store, through its client-side cache when it
+// has store.CachedReader, so a hit costs no round trip: a revocation through
+// another instance is seen within MaxStale, and one through this instance
+// at once. When the recorded activity is older than TouchInterval,
+// Validate records it (one script call), unless the token is a rotated-away
+// one within its grace.
 func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) {
 	var raw [32]byte
 	if !parseToken(token, &raw) { // before res, which escapes: a malformed token allocates nothing
