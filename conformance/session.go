@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ var sessionCases = []storeCase{
 	{"HashedAtRest", testSessionHashedAtRest},
 	{"NoResurrection", testSessionNoResurrection},
 	{"NoLostUpdate", testSessionNoLostUpdate},
+	{"NoLostUpdateAcrossProcesses", testSessionNoLostUpdateAcrossProcesses},
 	{"RotationGrace", testSessionRotationGrace},
 	{"IdleVsAbsolute", testSessionIdleVsAbsolute},
 	{"MultiDevice", testSessionMultiDevice},
@@ -88,12 +88,10 @@ func (w *sessionWorld) manager(s store.Store, opts *session.Options) *session.Ma
 // ended stay until their real TTL: the layer's clock decides).
 func (w *sessionWorld) advance(d time.Duration) {
 	w.clock.Advance(d)
-	if c, ok := w.clock2(); ok {
+	if c, ok := w.env.clock(); ok {
 		c.Advance(d)
 	}
 }
-
-func (w *sessionWorld) clock2() (Clock, bool) { return w.env.clock() }
 
 // dump returns every key under the case's namespace with what it holds
 // (a string's value, or a hash's fields and values), read through the
@@ -134,9 +132,6 @@ func (w *sessionWorld) dump() map[string]string {
 	}
 	return out
 }
-
-// ctxT returns a context for one operation of a case.
-func (w *sessionWorld) ctxT() context.Context { return w.ctx }
 
 // sameDump fails unless the two dumps hold the same keys and values, naming
 // (shortened) the keys that differ.
