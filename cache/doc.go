@@ -86,8 +86,10 @@
 //     Policy.FallbackToLoader calls the loader and returns its value without
 //     storing it; either way Stats.Errors counts it. Options.StoreTimeout
 //     bounds each store call so that time is left to load.
-//   - Stats.StoreKeys/StoreBytes come from store.StatsReporter, which only
-//     the memory driver fills today.
+//   - The store's key count and memory (StoreUsage) come from a new optional
+//     store capability, store.UsageReporter (DBSIZE and INFO memory on
+//     Redis, summed over a cluster's masters), not from Stats, which never
+//     makes a round trip.
 //   - Counters (Incr) take the policy's TTL when created and are not
 //     generational: invalidations leave them, Clear deletes them.
 package cache

@@ -1,6 +1,12 @@
 package cache
 
-import "github.com/karat-go/karat/store"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/karat-go/karat/store"
+)
 
 // Stats are a cache's counters since New. Every Get and GetOrLoad counts
 // once in exactly one of LocalHits, Hits, StaleHits, Misses or Errors (an
@@ -29,9 +35,6 @@ type Stats struct {
 	Coalesced uint64
 	// Refreshes are background refreshes (stale or early) that loaded.
 	Refreshes uint64
-	// StoreKeys and StoreBytes are the store's key count and memory, where
-	// the store tells (store.StatsReporter: the memory driver); 0 otherwise.
-	StoreKeys, StoreBytes int64
 }
 
 // HitRate is the share of lookups answered from the cache (local, store and
@@ -51,9 +54,17 @@ func (c *Cache[T]) Stats() Stats {
 		Misses: c.misses.Load(), Errors: c.errs.Load(), Loads: c.loads.Load(),
 		Coalesced: c.coalesced.Load(), Refreshes: c.refreshed.Load(),
 	}
-	if sr, ok := store.Capability[store.StatsReporter](c.s); ok {
-		ss := sr.Stats()
-		st.StoreKeys, st.StoreBytes = ss.Keys, ss.Bytes
-	}
 	return st
+}
+
+// StoreUsage returns the store's key count and memory ("12 keys, 1.18M
+// memory") when the store can tell (store.UsageReporter: every karat
+// driver); otherwise an error wrapping errors.ErrUnsupported. For Redis it
+// is the whole database, not only this cache's keys.
+func (c *Cache[T]) StoreUsage(ctx context.Context) (store.Usage, error) {
+	ur, ok := store.Capability[store.UsageReporter](c.s)
+	if !ok {
+		return store.Usage{}, fmt.Errorf("karat/cache: the store does not report its usage: %w", errors.ErrUnsupported)
+	}
+	return ur.Usage(ctx)
 }
