@@ -92,7 +92,7 @@ func printReport(w io.Writer, rep *Report, groups []Group) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s |\n", c, name, r.Kind,
 				fmtOps(r.OpsPerSec), fmtNs(r.P50), fmtNs(r.P99), r.AllocsPerOp, cmds, fmtRatio(r.VsBestPeer), fmtRatio(r.VsFloor))
 			if r.Errors > 0 {
-				fmt.Fprintf(w, "| | ↳ %d errors of %d ops: %s | | | | | | | | |\n", r.Errors, r.Ops, oneLine(r.FirstError))
+				fmt.Fprintf(w, "| | ↳ %d errors (%d timeouts) of %d ops: %s | | | | | | | | |\n", r.Errors, r.Timeouts, r.Ops, oneLine(r.FirstError))
 			}
 		}
 		fmt.Fprintln(w)
