@@ -2,6 +2,7 @@
 //
 //	karat serve [flags]        the jeweller API over HTTP (see `karat serve -h`)
 //	karat check --store URL    verify a live store: ping, session, cache and rate-limit rounds
+//	karat healthcheck          exit 0 when the local server answers /healthz (for Docker)
 //	karat version
 //
 // It is built only from karat's public packages (drivers, store, session,
@@ -33,6 +34,7 @@ const usage = `usage: karat <command> [flags]
 commands:
   serve    run the HTTP API (karat serve -h for its flags)
   check    verify a live store (karat check --store URL)
+  healthcheck  exit 0 if the server on KARAT_ADDR answers /healthz (the container's HEALTHCHECK)
   version  print the version
 `
 
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return check(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "karat", version)
 		return 0
