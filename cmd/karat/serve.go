@@ -34,6 +34,8 @@ type serveConfig struct {
 	uploadMax      int64
 	shutdownWait   time.Duration
 	bcryptCost     int
+	namespace      string
+	rateLimits     string
 }
 
 func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
@@ -65,8 +67,18 @@ func parseServe(args []string, stdout io.Writer) (*serveConfig, error) {
 	f.twin("shutdown-timeout", "KARAT_SHUTDOWN_TIMEOUT")
 	fs.IntVar(&c.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of the demo users' password hashes (4-31)")
 	f.twin("bcrypt-cost", "KARAT_BCRYPT_COST")
+	fs.StringVar(&c.namespace, "namespace", "karat", "key prefix of everything the server writes to the store")
+	f.twin("namespace", "KARAT_NAMESPACE")
+	fs.StringVar(&c.rateLimits, "rate-limits", "", `override rate-limit policies, ';'-separated: "api 100/15m fail=open; login 5/15m failures-only" (names: api, login, password-reset, invoice-create, upload)`)
+	f.twin("rate-limits", "KARAT_RATE_LIMITS")
 	if err := f.parse(args, stdout); err != nil {
 		return nil, err
+	}
+	if _, err := policiesFrom(c.rateLimits); err != nil {
+		return nil, fmt.Errorf("--rate-limits: %v", err)
+	}
+	if c.namespace == "" {
+		return nil, errors.New("--namespace must not be empty")
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
@@ -183,6 +195,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	healthCtx, stopHealth := context.WithCancel(context.Background())
 	healthDone := make(chan struct{})
 	go func() { defer close(healthDone); app.health.Run(healthCtx) }()
+	maintDone := make(chan struct{})
+	go func() { defer close(maintDone); app.api.Maintain(healthCtx, time.Minute) }()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -193,6 +207,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("server stopped", "err", err.Error())
 		stopHealth()
 		<-healthDone
+		<-maintDone
 		s.Close()
 		return 1
 	case <-ctx.Done():
@@ -210,7 +225,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	stopHealth()
 	<-healthDone
-	log.Info("shutdown: health monitor stopped")
+	<-maintDone
+	log.Info("shutdown: health monitor and session cleanup stopped")
 	if err := s.Close(); err != nil {
 		log.Error("shutdown: closing the store", "err", err.Error())
 		code = 1
