@@ -268,8 +268,8 @@ func (a *API) Mount(r *mux.Router) {
 
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Use(TagRoute, a.RateLimitAPI)
-	v1.NotFoundHandler = a.RateLimitAPI(http.HandlerFunc(notFound))
-	v1.MethodNotAllowedHandler = a.RateLimitAPI(http.HandlerFunc(methodNotAllowed))
+	v1.NotFoundHandler = a.RateLimitAPI(notFoundOr405(v1))
+	v1.MethodNotAllowedHandler = a.RateLimitAPI(notFoundOr405(v1))
 
 	v1.HandleFunc("/auth/login", a.login).Methods(http.MethodPost)
 	v1.HandleFunc("/auth/password-reset", a.passwordReset).Methods(http.MethodPost)
@@ -280,16 +280,15 @@ func (a *API) Mount(r *mux.Router) {
 	v1.Handle("/gold-price", a.Authenticate(http.HandlerFunc(a.goldPrice))).Methods(http.MethodGet)
 	v1.Handle("/admin/stats", a.Authenticate(a.ownersOnly(http.HandlerFunc(a.adminStats)))).Methods(http.MethodGet)
 
-	t := v1.PathPrefix("/tenants/{tenant}").Subrouter()
-	t.Use(a.Authenticate, a.sameTenant)
-	t.HandleFunc("/kpis", a.getKPIs).Methods(http.MethodGet)
-	t.HandleFunc("/customers/{id}", a.getCustomer).Methods(http.MethodGet)
-	t.HandleFunc("/products/{id}", a.getProduct).Methods(http.MethodGet)
-	t.HandleFunc("/invoices/{id}", a.getInvoice).Methods(http.MethodGet)
-	t.HandleFunc("/invoices", a.createInvoice).Methods(http.MethodPost)
-	t.HandleFunc("/uploads", a.upload).Methods(http.MethodPost)
-	t.NotFoundHandler = v1.NotFoundHandler
-	t.MethodNotAllowedHandler = v1.MethodNotAllowedHandler
+	// Tenant routes are registered on v1 itself: a nested Subrouter would
+	// turn gorilla/mux's 405s under /v1 into 404s.
+	tenant := func(h http.HandlerFunc) http.Handler { return a.Authenticate(a.sameTenant(h)) }
+	v1.Handle("/tenants/{tenant}/kpis", tenant(a.getKPIs)).Methods(http.MethodGet)
+	v1.Handle("/tenants/{tenant}/customers/{id}", tenant(a.getCustomer)).Methods(http.MethodGet)
+	v1.Handle("/tenants/{tenant}/products/{id}", tenant(a.getProduct)).Methods(http.MethodGet)
+	v1.Handle("/tenants/{tenant}/invoices/{id}", tenant(a.getInvoice)).Methods(http.MethodGet)
+	v1.Handle("/tenants/{tenant}/invoices", tenant(a.createInvoice)).Methods(http.MethodPost)
+	v1.Handle("/tenants/{tenant}/uploads", tenant(a.upload)).Methods(http.MethodPost)
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
@@ -298,6 +297,33 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	WriteProblem(w, r, http.StatusMethodNotAllowed, "method not allowed on this resource")
+}
+
+// notFoundOr405 answers 405 with an Allow header when some route of rt
+// takes the path with another method, else 404. gorilla/mux reports such a
+// request as not found once a later route accepts its method (a known mux
+// behaviour), so the check is made here, by asking the router itself.
+func notFoundOr405(rt *mux.Router) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if rt.Match(probe, &match) && match.MatchErr == nil {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			methodNotAllowed(w, r)
+			return
+		}
+		notFound(w, r)
+	})
 }
 
 // storeCtx bounds one store-facing call.

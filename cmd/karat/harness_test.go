@@ -122,6 +122,9 @@ type server struct {
 	stdout *logBuf
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
+
+	mu     sync.Mutex
+	tokens []string // every token a login handed out
 }
 
 const testPassword = "correct horse battery staple"

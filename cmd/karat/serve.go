@@ -148,6 +148,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.logFormat, stderr)
+	quietGoRedis(log)
 
 	openCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	s, err := drivers.Open(openCtx, cfg.storeURL)
