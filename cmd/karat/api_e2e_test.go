@@ -618,7 +618,6 @@ func noSecretsAtRest(t *testing.T, srv *server, tg target, prefix string) {
 	t.Logf("%d keys, %d bytes dumped: none of the %d tokens handed out, no password", len(keys), len(all), len(tokens))
 }
 
-
 // TestSpoofedForwardedFor: behind no trusted proxy, X-Forwarded-For and
 // Forwarded are ignored: six failed logins with six different claimed
 // addresses land in one bucket and the sixth is 429. Behind a trusted
