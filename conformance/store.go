@@ -61,6 +61,7 @@ var storeCases = []storeCase{
 	{"CachedReadsBoundedUnderPartition", testCachedReadsPartition},
 	{"Scan", testScan},
 	{"Stats", testStats},
+	{"Usage", testUsage},
 	{"CapEvictsOnlyTTLKeys", testCap},
 }
 
