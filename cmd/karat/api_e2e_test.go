@@ -163,9 +163,18 @@ func TestAPI(t *testing.T) {
 				t.Run("NoSecretsAtRest", func(t *testing.T) { noSecretsAtRest(t, srv, tg, prefix) })
 			}
 			srv.stop()
-			if logs := srv.stderr.String(); strings.Contains(logs, testPassword) {
+			logs := srv.stderr.String()
+			if strings.Contains(logs, testPassword) {
 				t.Errorf("the password reached the logs")
 			}
+			srv.mu.Lock()
+			for _, tok := range srv.tokens {
+				if strings.Contains(logs, tok) || strings.Contains(logs, tok[:16]) {
+					t.Errorf("a session token reached the logs")
+					break
+				}
+			}
+			srv.mu.Unlock()
 		})
 	}
 }
@@ -511,8 +520,13 @@ func concurrentFailedLogins(t *testing.T, srv *server) {
 	r := c.login("tehran-gold", "owner@tehran-gold.test", testPassword)
 	wantStatus(t, r, 429, "right password after 5 failures")
 	wantRateLimitHeaders(t, r, "429", "login")
-	// Another email from the same IP is not affected.
+	// Another email from the same IP is not affected, and a successful
+	// login uses no quota: its headers show the whole login limit left.
 	c.loginOK("tehran-gold", "clerk@tehran-gold.test")
+	r = c.login("tehran-gold", "clerk@tehran-gold.test", testPassword)
+	if !strings.Contains(r.header.Get("RateLimit"), `"login";r=5;`) {
+		t.Errorf("after a successful login RateLimit is %q, want login r=5", r.header.Get("RateLimit"))
+	}
 }
 
 func passwordReset(t *testing.T, srv *server) {

@@ -129,6 +129,12 @@ func TestServeHealthAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", name)
 		}
 	}
+	// The API policy's preset: 100 requests per 15 minutes per client.
+	r = c.do("GET", "/v1/sessions", nil)
+	wantStatus(t, r, http.StatusUnauthorized, "no session")
+	if got := r.header.Get("RateLimit-Policy"); !strings.HasPrefix(got, `"api";q=100;w=900;pk=:`) {
+		t.Errorf("RateLimit-Policy %q, want the api preset 100 per 900 s", got)
+	}
 	wantStatus(t, c.do("GET", "/no/such/route", nil), http.StatusNotFound, "unknown route")
 	wantStatus(t, c.do("DELETE", "/healthz", nil), http.StatusMethodNotAllowed, "wrong method")
 }
