@@ -98,7 +98,7 @@ func BenchmarkCachedRead(b *testing.B) {
 					b.Errorf("status %d", res.StatusCode)
 				}
 			}
-			get() // load once: every timed request is a hit
+			get()                // load once: every timed request is a hit
 			b.SetParallelism(32) // 32 × GOMAXPROCS(2) = 64 goroutines
 			b.ReportAllocs()
 			b.ResetTimer()
