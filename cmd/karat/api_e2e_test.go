@@ -658,3 +658,31 @@ func TestSpoofedForwardedFor(t *testing.T) {
 	}
 	var _ = time.Second
 }
+
+// TestRevokeAcrossServers: two karat processes over one Redis (each driver),
+// sharing the session secret and namespace, as two replicas behind a load
+// balancer. A device on the second replica is logged out by revoke-others
+// on the first within the session layer's staleness bound (1 s).
+func TestRevokeAcrossServers(t *testing.T) {
+	for _, tg := range targets(t)[1:] {
+		t.Run(tg.name, func(t *testing.T) {
+			one, prefix := startOn(t, tg)
+			nsName := "karat-e2e:" + strings.TrimSuffix(strings.TrimPrefix(prefix, "karat-e2e:"), ":")
+			two := startServer(t, nil, "--store", tg.url, "--namespace", nsName, "--demo", "--demo-password", testPassword,
+				"--bcrypt-cost", "4", "--session-secret", "0123456789abcdef0123456789abcdef-e2e")
+			a, b := one.client(), two.client()
+			a.loginOK("tehran-gold", "owner@tehran-gold.test")
+			b.loginOK("tehran-gold", "owner@tehran-gold.test")
+			if n := len(b.sessionList()); n != 2 {
+				t.Fatalf("the second replica lists %d sessions, want 2", n)
+			}
+			r := a.do("POST", "/v1/sessions/revoke-others", nil)
+			wantStatus(t, r, 200, "revoke others on the first replica")
+			start := time.Now()
+			eventually(t, 1500*time.Millisecond, "the other replica refusing the revoked session", func() bool {
+				return b.do("GET", "/v1/sessions", nil).status == 401
+			})
+			t.Logf("revocation seen by the other replica after %v", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
