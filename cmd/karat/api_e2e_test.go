@@ -322,6 +322,19 @@ func authErrors(t *testing.T, srv *server) {
 	wantStatus(t, c.do("POST", "/v1/auth/login", `{"tenant":"tehran-gold"`), 400, "malformed JSON")
 	wantStatus(t, c.do("POST", "/v1/auth/login", `{}`), 400, "missing fields")
 	wantStatus(t, c.do("POST", "/v1/auth/login", map[string]string{"tenant": "t", "email": strings.Repeat("e", 5000), "password": "p"}), 400, "oversized email")
+	// Hostile tenants and emails: refused as bad credentials or bad input,
+	// never a panic or a 500.
+	for _, tenant := range []string{"*", "{", "}", "a\nb", "\xff\xfe", "tehran-gold\u0000", strings.Repeat("t", 10<<10)} {
+		r := c.login(tenant, "owner@tehran-gold.test\n*", testPassword)
+		if r.status != 401 && r.status != 400 && r.status != 429 {
+			t.Errorf("login with tenant %.20q: %d, want 401, 400 or 429 (the 6th failure)", tenant, r.status)
+		}
+	}
+	wantStatus(t, c.do("POST", "/v1/auth/login", []byte("\xff\xfe{")), 415, "binary body")
+	huge := `{"tenant":"` + strings.Repeat("z", 10<<20) + `"}`
+	if r, err := c.try("POST", "/v1/auth/login", huge); err == nil && r.status != 413 {
+		t.Errorf("10 MB login body: %d, want 413", r.status)
+	}
 	big := `{"tenant":"` + strings.Repeat("z", 100<<10) + `"}`
 	wantStatus(t, c.do("POST", "/v1/auth/login", big), 413, "100 KiB login body")
 	r = c.do("GET", "/v1/nothing-here", nil)
@@ -346,6 +359,9 @@ func tenantIsolation(t *testing.T, srv *server) {
 		"/v1/tenants/%7Btehran-gold%7D/kpis",
 		"/v1/tenants/tehran-gold%2F..%2Fshiraz-silver/kpis",
 		"/v1/tenants/shiraz-silver/invoices",
+		"/v1/tenants/%FF%FE/kpis",
+		"/v1/tenants/a%0Ab/kpis",
+		"/v1/tenants/" + strings.Repeat("x", 10<<10) + "/kpis",
 	} {
 		method := "GET"
 		if strings.HasSuffix(p, "/invoices") {
@@ -391,7 +407,8 @@ func sessionsRoutes(t *testing.T, srv *server) {
 	// Two devices of one user, and another user.
 	a, b, other := srv.client(), srv.client(), srv.client()
 	a.userAgent, b.userAgent = "Mozilla/5.0 Firefox/140.0", "Mozilla/5.0 Chrome/150.0"
-	a.loginOK("shiraz-silver", "owner@shiraz-silver.test")
+	ra := a.do("POST", "/v1/auth/login", map[string]string{"tenant": "shiraz-silver", "email": "owner@shiraz-silver.test", "password": testPassword, "device": "لپ‌تاپ فروشگاه"})
+	wantStatus(t, ra, 200, "login with a Persian device label")
 	tokB := b.loginOK("shiraz-silver", "owner@shiraz-silver.test")
 	other.loginOK("shiraz-silver", "clerk@shiraz-silver.test")
 
@@ -409,6 +426,9 @@ func sessionsRoutes(t *testing.T, srv *server) {
 		}
 		if s["current"] == true {
 			currents++
+		}
+		if s["current"] == true && s["device"] != "لپ‌تاپ فروشگاه" {
+			t.Errorf("the device label did not round-trip: %q", s["device"])
 		}
 		if s["user_agent"] == "Mozilla/5.0 Chrome/150.0" {
 			idB = s["id"].(string)
