@@ -256,3 +256,27 @@ func TestServeStoreStalled(t *testing.T) {
 		})
 	}
 }
+
+// TestServeCookieAttributes: the session cookie is HttpOnly, SameSite=Lax,
+// Path=/, and Secure with --secure-cookies (KARAT_SECURE_COOKIES).
+func TestServeCookieAttributes(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		var env []string
+		if secure {
+			env = []string{"KARAT_SECURE_COOKIES=true"}
+		}
+		srv := startServer(t, env, "--demo-password", testPassword, "--bcrypt-cost", "4")
+		r := srv.client().login("tehran-gold", "owner@tehran-gold.test", testPassword)
+		wantStatus(t, r, http.StatusOK, "login")
+		sc := r.header.Get("Set-Cookie")
+		for _, attr := range []string{"karat_session=", "Path=/", "HttpOnly", "SameSite=Lax"} {
+			if !strings.Contains(sc, attr) {
+				t.Errorf("Set-Cookie %q lacks %s", sc, attr)
+			}
+		}
+		if strings.Contains(sc, "Secure") != secure {
+			t.Errorf("secure=%v: Set-Cookie %q", secure, sc)
+		}
+		srv.stop()
+	}
+}
