@@ -86,7 +86,11 @@ func runExtras(env *Env, cfg *config) *Extras {
 			continue
 		}
 		p.status("correctness: " + l.Name)
-		x.Correctness = append(x.Correctness, correctness(env, l))
+		delay := 2 * time.Second // every worker process is up and connected by then
+		if cfg.quick {
+			delay = 500 * time.Millisecond
+		}
+		x.Correctness = append(x.Correctness, correctness(env, l, delay))
 	}
 	n := 100_000
 	if cfg.quick {
@@ -137,10 +141,10 @@ func runExtras(env *Env, cfg *config) *Extras {
 // correctness starts 4 processes of this binary, each sending 256
 // concurrent decisions on one fresh key at the same wall-clock moment, and
 // sums what they saw.
-func correctness(env *Env, l Limiter) Correctness {
+func correctness(env *Env, l Limiter, delay time.Duration) Correctness {
 	res := Correctness{Limiter: l.Name, Kind: l.Kind, Requests: correctRequests, Limit: correctLimit}
 	key := "correct-" + l.Name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	start := time.Now().Add(2 * time.Second).UnixNano()
+	start := time.Now().Add(delay).UnixNano()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for range correctProcs {
