@@ -30,6 +30,17 @@
 //     that contention a key may be evicted slightly out of LRU order; without
 //     it the order is exact.
 //   - Values are copied in and out.
+//   - A call that waits for a shard another call holds (a long script body)
+//     waits on a channel, not a mutex, so it stops waiting when its context
+//     is done: a passed deadline returns an error that is both
+//     store.ErrUnavailable and context.DeadlineExceeded (as a Redis driver's
+//     call to a busy server does), a cancellation context.Canceled. Close
+//     does not wait for running calls: waiting calls return store.ErrClosed,
+//     and a held shard's keys are dropped when its holder lets go.
+//   - A TTL above store.MaxTTL (math.MaxInt64 as "forever", say) is clamped to
+//     it, as by every driver.
+//   - A script without a Go body fails with errors.ErrUnsupported; a script
+//     that declares no keys can touch no key, "" included.
 package memstore
 
 import (
@@ -132,9 +143,54 @@ func (e *entry) size(key string) int64 {
 	return n
 }
 
+// shard is one lock and the keys under it. The lock is a one-slot channel
+// (held while it holds a token), so that a caller can stop waiting for it
+// when its context is done or the store closes, without spinning.
 type shard struct {
-	mu   sync.Mutex
+	sem  chan struct{}
 	data map[string]*entry
+}
+
+// lock takes the shard's lock, or gives up when ctx is done (see waitErr) or
+// the store closes (ErrClosed).
+func (sh *shard) lock(ctx context.Context, closing <-chan struct{}) error {
+	select {
+	case sh.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sh.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return waitErr(ctx)
+	case <-closing:
+		return store.ErrClosed
+	}
+}
+
+// tryLock takes the shard's lock if it is free.
+func (sh *shard) tryLock() bool {
+	select {
+	case sh.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (sh *shard) unlock() { <-sh.sem }
+
+// waitErr is the error of a call whose context ended while it waited for a
+// shard that another call held: like a Redis driver's call waiting on a busy
+// server, a passed deadline is ErrUnavailable and context.DeadlineExceeded, a
+// cancellation is context.Canceled alone.
+func waitErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("memstore: cancelled while waiting for a shard another call holds: %w", err)
+	}
+	return fmt.Errorf("%w: memstore: waiting for a shard another call holds: %w", store.ErrUnavailable, err)
 }
 
 // lruItem is what Store.lru holds: where to find a key with a TTL.
@@ -147,6 +203,7 @@ type lruItem struct {
 // and store.StatsReporter. It is safe for concurrent use.
 type Store struct {
 	shards     [shardCount]shard
+	closing    chan struct{} // closed by Close: calls waiting for a shard give up
 	clock      Clock
 	maxEntries int64
 	maxBytes   int64
@@ -179,12 +236,13 @@ func New(opts *Options) *Store {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes}
+	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes, closing: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = systemClock{}
 	}
 	for i := range s.shards {
 		s.shards[i].data = map[string]*entry{}
+		s.shards[i].sem = make(chan struct{}, 1)
 	}
 	s.lru.Init()
 	return s
@@ -200,18 +258,21 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 	if err := s.g.Begin(ctx, keys...); err != nil {
 		return err
 	}
-	if len(keys) == 0 {
-		// Calls without keys (MGet(), Delete(), a script without keys)
-		// touch no shard's data; any shard's lock keeps them atomic.
-		keys = []string{""}
+	// Calls without keys (MGet(), Delete(), a script without keys) touch no
+	// shard's data; the lock of the shard of "" keeps them atomic. They may
+	// touch no key either: "" is not in their allowed keys.
+	sh := s.shardOf("")
+	if len(keys) > 0 {
+		sh = s.shardOf(keys[0])
 	}
-	sh := s.shardOf(keys[0])
 	for {
-		err := s.attempt(sh, keys, fn)
+		err := s.attempt(ctx, sh, keys, fn)
 		if !errors.Is(err, errBusy) {
 			return s.g.End(err)
 		}
-		s.evictWaiting(keys)
+		if err := s.evictWaiting(ctx, keys); err != nil {
+			return s.g.End(err)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -219,9 +280,11 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 }
 
 // attempt runs fn once under sh's lock and commits its writes.
-func (s *Store) attempt(sh *shard, keys []string, fn func(v *view) error) error {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+func (s *Store) attempt(ctx context.Context, sh *shard, keys []string, fn func(v *view) error) error {
+	if err := sh.lock(ctx, s.closing); err != nil {
+		return err
+	}
+	defer sh.unlock()
 	v := &view{s: s, sh: sh, now: s.clock.Now(), allowed: keys, writes: map[string]*entry{}}
 	if err := fn(v); err != nil {
 		return err
@@ -318,20 +381,35 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements store.Store. The data is dropped (Stats then report no
-// keys).
+// keys). Close does not wait for calls in progress: calls waiting for a shard
+// return ErrClosed, and the keys of a shard that a running call (a long
+// script body) holds are dropped in the background when it lets go.
 func (s *Store) Close() error {
 	if !s.g.Close() {
 		return nil
 	}
+	close(s.closing)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		for k, e := range sh.data {
-			s.removeLocked(sh, k, e)
+		if sh.tryLock() {
+			s.dropShard(sh)
+			continue
 		}
-		sh.mu.Unlock()
+		go func() {
+			sh.sem <- struct{}{}
+			s.dropShard(sh)
+		}()
 	}
 	return nil
+}
+
+// dropShard removes every key of sh, whose lock the caller holds, and
+// unlocks it.
+func (s *Store) dropShard(sh *shard) {
+	defer sh.unlock()
+	for k, e := range sh.data {
+		s.removeLocked(sh, k, e)
+	}
 }
 
 // As implements store.Store: it knows **Store.
@@ -364,15 +442,17 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 			return s.g.End(err)
 		}
 		sh := &s.shards[i]
+		if err := sh.lock(ctx, s.closing); err != nil {
+			return s.g.End(err)
+		}
 		now := s.clock.Now()
 		var keys []string
-		sh.mu.Lock()
 		for k, e := range sh.data {
 			if strings.HasPrefix(k, prefix) && !expired(e, now) {
 				keys = append(keys, k)
 			}
 		}
-		sh.mu.Unlock()
+		sh.unlock()
 		for len(keys) > 0 {
 			n := min(batch, len(keys))
 			if err := fn(keys[:n]); err != nil {
@@ -460,7 +540,7 @@ func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now tim
 			s.evict(vi.sh, vi.key, vi.e, now)
 		}
 		for _, sh := range locked {
-			sh.mu.Unlock()
+			sh.unlock()
 		}
 	}
 	s.keys.Add(dKeys)
@@ -502,7 +582,7 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 			continue
 		}
 		if it.shard != own && !slices.Contains(locked, it.shard) {
-			if !it.shard.mu.TryLock() {
+			if !it.shard.tryLock() {
 				busy = true
 				continue
 			}
@@ -517,15 +597,15 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 		return victims, locked, false
 	}
 	for _, sh := range locked {
-		sh.mu.Unlock()
+		sh.unlock()
 	}
 	return nil, nil, busy
 }
 
 // evictWaiting evicts the least recently used key with a TTL outside keep,
-// waiting for its shard. The caller holds no shard, so waiting cannot
-// deadlock.
-func (s *Store) evictWaiting(keep []string) {
+// waiting for its shard (or until ctx is done or the store closes). The
+// caller holds no shard, so waiting cannot deadlock.
+func (s *Store) evictWaiting(ctx context.Context, keep []string) error {
 	s.lruMu.Lock()
 	el := s.lru.Front()
 	for el != nil && slices.Contains(keep, el.Value.(lruItem).key) {
@@ -533,12 +613,14 @@ func (s *Store) evictWaiting(keep []string) {
 	}
 	if el == nil {
 		s.lruMu.Unlock()
-		return
+		return nil
 	}
 	it := el.Value.(lruItem)
 	s.lruMu.Unlock()
-	it.shard.mu.Lock()
-	defer it.shard.mu.Unlock()
+	if err := it.shard.lock(ctx, s.closing); err != nil {
+		return err
+	}
+	defer it.shard.unlock()
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	// Still a key with a TTL under that element? It may have been used since,
@@ -546,4 +628,5 @@ func (s *Store) evictWaiting(keep []string) {
 	if e := it.shard.data[it.key]; e != nil && e.lru == el {
 		s.evict(it.shard, it.key, e, s.clock.Now())
 	}
+	return nil
 }
