@@ -26,8 +26,8 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 // TestConformance runs every suite (store and layers) on every target. Targets that need a
 // server get it from internal/redistest (or KARAT_REDIS_URL /
-// KARAT_REDIS_CLUSTER_URL); without one they skip loudly, or fail under
-// KARAT_REQUIRE_REDIS=1.
+// KARAT_REDIS_CLUSTER_URL); without one they fail, saying how to install
+// redis-server, or skip loudly under KARAT_SKIP_REDIS=1.
 func TestConformance(t *testing.T) {
 	all := []string{store.CapCachedReads, store.CapScan, store.CapStats}
 	noCache := []string{store.CapScan, store.CapStats}
