@@ -143,43 +143,77 @@ func (e *entry) size(key string) int64 {
 	return n
 }
 
-// shard is one lock and the keys under it. The lock is a one-slot channel
-// (held while it holds a token), so that a caller can stop waiting for it
-// when its context is done or the store closes, without spinning.
+// shard is one lock and the keys under it.
 type shard struct {
-	sem  chan struct{}
+	mu   ctxMutex
 	data map[string]*entry
 }
 
-// lock takes the shard's lock, or gives up when ctx is done (see waitErr) or
-// the store closes (ErrClosed).
-func (sh *shard) lock(ctx context.Context, closing <-chan struct{}) error {
-	select {
-	case sh.sem <- struct{}{}:
-		return nil
-	default:
-	}
-	select {
-	case sh.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return waitErr(ctx)
-	case <-closing:
-		return store.ErrClosed
+// ctxMutex is a mutex whose waiters can give up: when their context is done,
+// or when the store closes. Like sync.Mutex, a caller that finds it free
+// takes it at once (barging), so a hot shard is not handed from one parked
+// goroutine to the next; waiters park on a channel (never spin) and are
+// woken, one per unlock, to try again.
+type ctxMutex struct {
+	held    atomic.Bool
+	waiters atomic.Int32
+	wake    chan struct{} // capacity 1: "the mutex was released"
+}
+
+func newCtxMutex() ctxMutex { return ctxMutex{wake: make(chan struct{}, 1)} }
+
+// lock takes the mutex, or gives up when ctx is done (see waitErr) or
+// closing is closed (store.ErrClosed).
+func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
+	for {
+		if m.held.CompareAndSwap(false, true) {
+			return nil
+		}
+		m.waiters.Add(1)
+		// Again, now that an unlock will see this waiter and wake it.
+		if m.held.CompareAndSwap(false, true) {
+			m.waiters.Add(-1)
+			return nil
+		}
+		select {
+		case <-m.wake:
+			m.waiters.Add(-1)
+		case <-ctx.Done():
+			m.waiters.Add(-1)
+			m.passWake() // a wake meant for this waiter goes to the next
+			return waitErr(ctx)
+		case <-closing:
+			m.waiters.Add(-1)
+			m.passWake()
+			return store.ErrClosed
+		}
 	}
 }
 
-// tryLock takes the shard's lock if it is free.
-func (sh *shard) tryLock() bool {
-	select {
-	case sh.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
+// lockWait takes the mutex, waiting as long as it takes (Close uses it to
+// empty a shard once its holder lets go).
+func (m *ctxMutex) lockWait() {
+	_ = m.lock(context.Background(), nil)
 }
 
-func (sh *shard) unlock() { <-sh.sem }
+// tryLock takes the mutex if it is free.
+func (m *ctxMutex) tryLock() bool { return m.held.CompareAndSwap(false, true) }
+
+// unlock releases the mutex and wakes a waiter, if any.
+func (m *ctxMutex) unlock() {
+	m.held.Store(false)
+	m.passWake()
+}
+
+// passWake wakes one waiter if there is one and no wake is pending.
+func (m *ctxMutex) passWake() {
+	if m.waiters.Load() > 0 && !m.held.Load() {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
 
 // waitErr is the error of a call whose context ended while it waited for a
 // shard that another call held: like a Redis driver's call waiting on a busy
@@ -242,7 +276,7 @@ func New(opts *Options) *Store {
 	}
 	for i := range s.shards {
 		s.shards[i].data = map[string]*entry{}
-		s.shards[i].sem = make(chan struct{}, 1)
+		s.shards[i].mu = newCtxMutex()
 	}
 	s.lru.Init()
 	return s
@@ -281,10 +315,10 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 
 // attempt runs fn once under sh's lock and commits its writes.
 func (s *Store) attempt(ctx context.Context, sh *shard, keys []string, fn func(v *view) error) error {
-	if err := sh.lock(ctx, s.closing); err != nil {
+	if err := sh.mu.lock(ctx, s.closing); err != nil {
 		return err
 	}
-	defer sh.unlock()
+	defer sh.mu.unlock()
 	v := &view{s: s, sh: sh, now: s.clock.Now(), allowed: keys, writes: map[string]*entry{}}
 	if err := fn(v); err != nil {
 		return err
@@ -391,12 +425,12 @@ func (s *Store) Close() error {
 	close(s.closing)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		if sh.tryLock() {
+		if sh.mu.tryLock() {
 			s.dropShard(sh)
 			continue
 		}
 		go func() {
-			sh.sem <- struct{}{}
+			sh.mu.lockWait()
 			s.dropShard(sh)
 		}()
 	}
@@ -406,7 +440,7 @@ func (s *Store) Close() error {
 // dropShard removes every key of sh, whose lock the caller holds, and
 // unlocks it.
 func (s *Store) dropShard(sh *shard) {
-	defer sh.unlock()
+	defer sh.mu.unlock()
 	for k, e := range sh.data {
 		s.removeLocked(sh, k, e)
 	}
@@ -442,7 +476,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 			return s.g.End(err)
 		}
 		sh := &s.shards[i]
-		if err := sh.lock(ctx, s.closing); err != nil {
+		if err := sh.mu.lock(ctx, s.closing); err != nil {
 			return s.g.End(err)
 		}
 		now := s.clock.Now()
@@ -452,7 +486,7 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 				keys = append(keys, k)
 			}
 		}
-		sh.unlock()
+		sh.mu.unlock()
 		for len(keys) > 0 {
 			n := min(batch, len(keys))
 			if err := fn(keys[:n]); err != nil {
@@ -540,7 +574,7 @@ func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now tim
 			s.evict(vi.sh, vi.key, vi.e, now)
 		}
 		for _, sh := range locked {
-			sh.unlock()
+			sh.mu.unlock()
 		}
 	}
 	s.keys.Add(dKeys)
@@ -582,7 +616,7 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 			continue
 		}
 		if it.shard != own && !slices.Contains(locked, it.shard) {
-			if !it.shard.tryLock() {
+			if !it.shard.mu.tryLock() {
 				busy = true
 				continue
 			}
@@ -597,7 +631,7 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 		return victims, locked, false
 	}
 	for _, sh := range locked {
-		sh.unlock()
+		sh.mu.unlock()
 	}
 	return nil, nil, busy
 }
@@ -617,10 +651,10 @@ func (s *Store) evictWaiting(ctx context.Context, keep []string) error {
 	}
 	it := el.Value.(lruItem)
 	s.lruMu.Unlock()
-	if err := it.shard.lock(ctx, s.closing); err != nil {
+	if err := it.shard.mu.lock(ctx, s.closing); err != nil {
 		return err
 	}
-	defer it.shard.unlock()
+	defer it.shard.mu.unlock()
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	// Still a key with a TTL under that element? It may have been used since,
