@@ -31,7 +31,7 @@
 //     it the order is exact.
 //   - Values are copied in and out.
 //   - A call that waits for a shard another call holds (a long script body)
-//     waits on a channel, not a mutex, so it stops waiting when its context
+//     parks on a channel, never spinning, and stops waiting when its context
 //     is done: a passed deadline returns an error that is both
 //     store.ErrUnavailable and context.DeadlineExceeded (as a Redis driver's
 //     call to a busy server does), a cancellation context.Canceled. Close
