@@ -380,6 +380,7 @@ func testSessionRotationGrace(e *env) {
 	got, err := m.Validate(ctx, old)
 	require.NoError(t, err, "the old token works within the grace")
 	assert.True(t, got.InGrace)
+	assert.True(t, sessionStart.Add(10*time.Minute+30*time.Second).Equal(got.Expires), "an old token's Expires is the end of its grace")
 	_, err = m.Update(ctx, old, got.Version, appData{Role: "owner"})
 	require.ErrorIs(t, err, session.ErrNotFound, "the old token is read-only")
 	_, _, err = m.Rotate(ctx, old)

@@ -127,7 +127,7 @@ type Session struct {
 	IP        string
 	Created   time.Time
 	LastSeen  time.Time // the last recorded activity (see TouchInterval)
-	Expires   time.Time // when it ends unless activity is recorded: min(idle, absolute)
+	Expires   time.Time // when it ends unless activity is recorded: min(idle, absolute); for an InGrace token, when the grace ends if sooner
 	// AbsoluteExpires is when it ends whatever happens.
 	AbsoluteExpires time.Time
 	// Version moves on with every Update; pass it to Update.
@@ -537,7 +537,11 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 	if !inGrace && now-r.LastSeen >= m.touch {
 		return m.touchAt(ctx, sh, &res, now, m.touch)
 	}
-	return m.session(&r, inGrace), nil
+	sess := m.session(&r, inGrace)
+	if inGrace && r.PrevUntil < r.Deadline() {
+		sess.Expires = time.UnixMilli(r.PrevUntil) // this token's end, not the session's
+	}
+	return sess, nil
 }
 
 func (m *Manager) touchAt(ctx context.Context, sh *shard, res *resolved, now, interval int64) (*Session, error) {
