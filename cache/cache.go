@@ -591,11 +591,16 @@ const (
 // loadShared is the work of one load: take the lease and load, or wait for
 // whoever holds it. once gives up at once when the lease is taken (a
 // refresh). It returns a *localEntry[T], and whether it called the loader.
+//
+// Each attempt is one AcquireScript call, which reads the entry and the
+// generations and tries the lease in one step: a caller that wins the lease
+// just after another's load stored its value sees that value instead of
+// loading again.
 func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once bool) (any, bool, error) {
 	token := newToken()
 	wait := pollMin
 	for {
-		won, err := c.s.SetNX(ctx, k.lease, []byte(token), c.leaseTTL)
+		won, raw, gens, err := c.acquire(ctx, k, token)
 		if err != nil {
 			c.errs.Add(1)
 			if once {
@@ -603,8 +608,20 @@ func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once 
 			}
 			return c.fallbackShared(ctx, err, load)
 		}
+		if !once && raw != nil {
+			if e, ok := decodeEntry(raw); ok && e.current(gens) && c.stateOf(e.freshUntil, c.now()) != expired {
+				if won {
+					c.release(ctx, k, token)
+				}
+				le, err := c.toLocal(e)
+				if err != nil {
+					return nil, false, err
+				}
+				return le, false, nil
+			}
+		}
 		if won {
-			return c.loadLeased(ctx, k, token, load)
+			return c.loadLeased(ctx, k, token, gens, load)
 		}
 		if once {
 			return nil, false, nil
@@ -617,19 +634,35 @@ func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once 
 		case <-t.C:
 		}
 		wait = min(2*wait, pollMax)
-		e, found, err := c.lookup(ctx, k, false)
-		if err != nil {
-			c.errs.Add(1)
-			return c.fallbackShared(ctx, err, load)
-		}
-		if found && c.stateOf(e.freshUntil, c.now()) != expired {
-			le, err := c.toLocal(e)
-			if err != nil {
-				return nil, false, err
-			}
-			return le, false, nil
+	}
+}
+
+// acquire runs AcquireScript: whether the lease is now token's, the entry
+// (nil when missing) and the current generations.
+func (c *Cache[T]) acquire(ctx context.Context, k keys, token string) (won bool, raw []byte, gens []int64, err error) {
+	skeys := append([]string{k.entry, k.lease}, k.gens...)
+	v, err := c.s.Eval(ctx, AcquireScript, skeys, token, msArg(c.leaseTTL))
+	if err != nil {
+		return false, nil, nil, err
+	}
+	if v.Kind != store.KindArray || len(v.Array) != 2+len(k.gens) {
+		return false, nil, nil, fmt.Errorf("karat/cache: %s returned %s", AcquireScript.Name(), v)
+	}
+	won = v.Array[0].Kind == store.KindInt && v.Array[0].Int == 1
+	if v.Array[1].Kind == store.KindBytes {
+		raw = v.Array[1].Bytes
+	}
+	gens = make([]int64, len(k.gens))
+	for i := range gens {
+		if gens[i], err = parseGen(v.Array[2+i].Bytes); err != nil {
+			return false, nil, nil, err
 		}
 	}
+	return won, raw, gens, nil
+}
+
+func (c *Cache[T]) release(ctx context.Context, k keys, token string) {
+	_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
 }
 
 func (c *Cache[T]) fallbackShared(ctx context.Context, err error, load Loader[T]) (any, bool, error) {
@@ -649,16 +682,8 @@ func (c *Cache[T]) fallbackShared(ctx context.Context, err error, load Loader[T]
 
 // loadLeased loads under the lease token and stores the value with
 // FillScript, which refuses it if the lease or a generation moved meanwhile.
-func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, load Loader[T]) (any, bool, error) {
-	release := func() {
-		_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
-	}
-	gens, err := c.readGens(ctx, k)
-	if err != nil {
-		c.errs.Add(1)
-		release()
-		return c.fallbackShared(ctx, err, load)
-	}
+func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, gens []int64, load Loader[T]) (any, bool, error) {
+	release := func() { c.release(ctx, k, token) }
 	start := c.now()
 	c.loads.Add(1)
 	v, lerr := callLoader(ctx, load)
@@ -673,6 +698,7 @@ func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, load Lo
 		release()
 		return nil, true, lerr
 	default:
+		var err error
 		if raw, err = c.codec.Encode(v); err != nil {
 			release()
 			return nil, true, fmt.Errorf("karat/cache: encoding %s value: %w", c.p.Name, err)
