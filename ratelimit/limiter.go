@@ -400,7 +400,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		ok, err := l.runGroup(ctx, items, idx, ds, mode)
 		if err != nil {
 			if isInputError(err) {
-				l.refundGroups(ctx, items, order, groups, charged)
+				l.refundGroups(ctx, items, order, groups, charged, ds)
 				return nil, err
 			}
 			ok = l.failGroup(items, idx, ds, err, mode)
@@ -421,7 +421,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 			ds[i].Allowed = false
 		}
 		if mode == modeTake {
-			l.refundGroups(ctx, items, order, groups, charged)
+			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
 	l.stats.decisions.Add(1)
@@ -508,8 +508,9 @@ func (l *Limiter) failGroup(items []item, idx []int, ds []Decision, cause error,
 	return all
 }
 
-// refundGroups gives back the charges of the groups marked charged.
-func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool) {
+// refundGroups gives back the charges of the groups marked charged, and
+// shows it in their decisions.
+func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool, ds []Decision) {
 	for g, span := range groups {
 		if !charged[g] {
 			continue
@@ -532,5 +533,8 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 			continue
 		}
 		l.stats.refunds.Add(1)
+		for _, i := range idx {
+			ds[i].Remaining = min(ds[i].Remaining+items[i].req.Cost, items[i].c.burst)
+		}
 	}
 }
