@@ -439,14 +439,23 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	var keysBuf [4]string
 	var argsBuf [1 + 4*argsPerKey]string
 	keys := keysBuf[:0]
-	args := append(argsBuf[:0], mode)
-	for _, i := range idx {
-		it := &items[i]
+	var args []string
+	script := decideScript
+	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
+		// The hot path: one GCRA policy, charged.
+		script = gcraTakeScript
 		keys = append(keys, it.key)
-		args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+	} else {
+		args = append(argsBuf[:0], mode)
+		for _, i := range idx {
+			it := &items[i]
+			keys = append(keys, it.key)
+			args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		}
 	}
 	cctx, cancel := l.withTimeout(ctx)
-	v, err := l.s.Eval(cctx, decideScript, keys, args...)
+	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
 	l.stats.storeCalls.Add(1)
 	if err != nil {
