@@ -46,7 +46,7 @@ func BenchmarkAllow(b *testing.B) {
 			}
 			defer s.Close()
 			ns := store.MustNamespace("karat-bench", strconv.FormatInt(time.Now().UnixNano(), 36))
-			l := ratelimit.New(s, &ratelimit.Options{Namespace: ns})
+			l := ratelimit.New(s, &ratelimit.Options{Namespace: ns, Timeout: 10 * time.Second})
 			keys := make([]string, 100_000)
 			for i := range keys {
 				keys[i] = "user:" + strconv.Itoa(i)

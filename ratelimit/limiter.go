@@ -305,17 +305,21 @@ func (l *Limiter) key(p Policy, key string) (string, error) {
 
 func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if l.timeout < 0 {
-		return ctx, func() {}
+		return ctx, noCancel
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
+		return ctx, noCancel // the caller's deadline comes first anyway
 	}
 	return context.WithTimeout(ctx, l.timeout)
 }
+
+func noCancel() {}
 
 // item is one request being decided.
 type item struct {
 	req  Request
 	c    *compiled
 	key  string
-	done bool // decided (by the blocked memory or a fail mode)
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
