@@ -131,4 +131,33 @@ func testRLScriptBodiesAgree(e *env) {
 		}
 	}
 	CheckScript(e.t, e.h, ratelimit.DecideScript(), cases)
+
+	// The hot path (one GCRA policy, charged): ARGV interval, tau, cost.
+	ga := func(cost string) []string { return []string{"100000", "1000000", cost} }
+	fast := []ScriptCase{
+		{Name: "fast-never", Keys: one, Args: ga("11")},
+		{Name: "fast-deny-far-tat", Keys: one, Args: ga("1"), Setup: rlSet(0, time.Hour, func(int64) string { return "4000000000000000" })},
+		{Name: "fast-never-far-tat", Keys: one, Args: ga("12"), Setup: rlSet(0, time.Hour, func(int64) string { return "4000000000000000" })},
+		{Name: "fast-wrong-type", Keys: one, Args: ga("1"),
+			Setup: func(ctx context.Context, s store.Store, keys []string) error {
+				return s.HSet(ctx, keys[0], map[string][]byte{"f": []byte("x")})
+			}},
+		{Name: "fast-bad-args", Keys: one, Args: []string{"100000", "x", "1"}},
+		{Name: "fast-bad-arg-count", Keys: one, Args: []string{"100000", "1000000"}},
+	}
+	if exact {
+		fast = append(fast,
+			ScriptCase{Name: "fast-fresh", Keys: one, Args: ga("1")},
+			ScriptCase{Name: "fast-existing", Keys: one, Args: ga("3"), Setup: rlSet(0, time.Second, tat(500_000))},
+			ScriptCase{Name: "fast-deny", Keys: one, Args: ga("1"), Setup: rlSet(0, time.Second, tat(950_000))},
+			ScriptCase{Name: "fast-exactly-full", Keys: one, Args: ga("1"), Setup: rlSet(0, time.Second, tat(900_000))},
+			ScriptCase{Name: "fast-stale-tat", Keys: one, Args: ga("1"), Setup: rlSet(0, time.Hour, tat(-5_000_000))},
+			ScriptCase{Name: "fast-garbage", Keys: one, Args: ga("1"), Setup: rlSet(0, time.Hour, func(int64) string { return "12abc" })},
+		)
+	} else {
+		for i := range fast {
+			fast[i].Equal = rlEqualWithin
+		}
+	}
+	CheckScript(e.t, e.h, ratelimit.GCRATakeScript(), fast)
 }

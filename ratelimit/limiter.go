@@ -305,17 +305,21 @@ func (l *Limiter) key(p Policy, key string) (string, error) {
 
 func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if l.timeout < 0 {
-		return ctx, func() {}
+		return ctx, noCancel
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
+		return ctx, noCancel // the caller's deadline comes first anyway
 	}
 	return context.WithTimeout(ctx, l.timeout)
 }
+
+func noCancel() {}
 
 // item is one request being decided.
 type item struct {
 	req  Request
 	c    *compiled
 	key  string
-	done bool // decided (by the blocked memory or a fail mode)
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
@@ -400,7 +404,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		ok, err := l.runGroup(ctx, items, idx, ds, mode)
 		if err != nil {
 			if isInputError(err) {
-				l.refundGroups(ctx, items, order, groups, charged)
+				l.refundGroups(ctx, items, order, groups, charged, ds)
 				return nil, err
 			}
 			ok = l.failGroup(items, idx, ds, err, mode)
@@ -421,7 +425,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 			ds[i].Allowed = false
 		}
 		if mode == modeTake {
-			l.refundGroups(ctx, items, order, groups, charged)
+			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
 	l.stats.decisions.Add(1)
@@ -439,14 +443,23 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	var keysBuf [4]string
 	var argsBuf [1 + 4*argsPerKey]string
 	keys := keysBuf[:0]
-	args := append(argsBuf[:0], mode)
-	for _, i := range idx {
-		it := &items[i]
+	var args []string
+	script := decideScript
+	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
+		// The hot path: one GCRA policy, charged.
+		script = gcraTakeScript
 		keys = append(keys, it.key)
-		args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+	} else {
+		args = append(argsBuf[:0], mode)
+		for _, i := range idx {
+			it := &items[i]
+			keys = append(keys, it.key)
+			args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		}
 	}
 	cctx, cancel := l.withTimeout(ctx)
-	v, err := l.s.Eval(cctx, decideScript, keys, args...)
+	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
 	l.stats.storeCalls.Add(1)
 	if err != nil {
@@ -508,8 +521,9 @@ func (l *Limiter) failGroup(items []item, idx []int, ds []Decision, cause error,
 	return all
 }
 
-// refundGroups gives back the charges of the groups marked charged.
-func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool) {
+// refundGroups gives back the charges of the groups marked charged, and
+// shows it in their decisions.
+func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool, ds []Decision) {
 	for g, span := range groups {
 		if !charged[g] {
 			continue
@@ -532,5 +546,8 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 			continue
 		}
 		l.stats.refunds.Add(1)
+		for _, i := range idx {
+			ds[i].Remaining = min(ds[i].Remaining+items[i].req.Cost, items[i].c.burst)
+		}
 	}
 }
