@@ -232,9 +232,12 @@ func TestServeStoreStalled(t *testing.T) {
 			}
 			r, el = timed("POST", "/v1/auth/login", map[string]string{"tenant": "tehran-gold", "email": "clerk@tehran-gold.test", "password": testPassword})
 			wantStatus(t, r, http.StatusServiceUnavailable, "login with the store stalled (fails closed)")
+			// The code bounds it at 500 ms (two 250 ms decisions); the test
+			// allows for a loaded machine.
 			if el > 2*time.Second {
 				t.Errorf("login took %v with the store stalled", el)
 			}
+			t.Logf("login with the store stalled: %d in %v", r.status, el.Round(time.Millisecond))
 			for _, p := range []string{"/v1/sessions", "/v1/tenants/tehran-gold/customers/1", "/v1/tenants/tehran-gold/kpis"} {
 				r, el = timed("GET", p, nil)
 				if r.status != http.StatusServiceUnavailable && r.status != http.StatusOK {
@@ -243,6 +246,7 @@ func TestServeStoreStalled(t *testing.T) {
 				if el > 2*time.Second {
 					t.Errorf("%s took %v with the store stalled", p, el)
 				}
+				t.Logf("%s with the store stalled: %d in %v", p, r.status, el.Round(time.Millisecond))
 			}
 			proxy.Resume()
 			eventually(t, 20*time.Second, "readyz back after the stall", func() bool {
