@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -112,20 +113,20 @@ func oneLine(s string) string {
 }
 
 // plotRatios draws, at the largest goroutine count, each karat scenario's
-// throughput as a ratio to the best peer's (1 = as fast as the best peer),
-// one bar per keyspace. Before karat's layers exist it draws the peers'
-// ratio to the raw floor instead.
+// throughput as a ratio to the best peer's (or, in a group without peers,
+// to the floor's), one bar per keyspace, on a log scale: a bar to the right
+// of 1× is faster, to the left slower. Before karat's layers exist it draws
+// the peers' ratio to the raw floor instead.
 func plotRatios(rep *Report, file string) error {
 	maxG := 0
 	hasKarat := false
 	for _, r := range rep.Results {
 		maxG = max(maxG, r.Goroutines)
-		hasKarat = hasKarat || (r.Kind == KindKarat && r.VsBestPeer > 0)
+		hasKarat = hasKarat || (r.Kind == KindKarat && (r.VsBestPeer > 0 || r.VsFloor > 0))
 	}
 	type bar struct {
-		label string
-		hot   float64
-		other float64
+		label      string
+		hot, other float64 // log10 of the ratio; 0 (1×) when not measured
 	}
 	var bars []*bar
 	index := map[string]*bar{}
@@ -133,16 +134,22 @@ func plotRatios(rep *Report, file string) error {
 		if r.Goroutines != maxG || r.SetupError != "" {
 			continue
 		}
-		v := r.VsFloor
+		v, label := r.VsFloor, r.Group+" / "+r.Scenario
 		if hasKarat {
 			if r.Kind != KindKarat {
 				continue
 			}
-			v = r.VsBestPeer
+			if r.VsBestPeer > 0 {
+				v = r.VsBestPeer
+			} else {
+				label += " (÷ floor)"
+			}
 		} else if r.Kind != KindPeer {
 			continue
 		}
-		label := r.Group + " / " + r.Scenario
+		if v <= 0 {
+			continue
+		}
 		b := index[label]
 		if b == nil {
 			b = &bar{label: label}
@@ -150,9 +157,9 @@ func plotRatios(rep *Report, file string) error {
 			bars = append(bars, b)
 		}
 		if r.Keyspace == Hot {
-			b.hot = v
+			b.hot = math.Log10(v)
 		} else {
-			b.other = v
+			b.other = math.Log10(v)
 		}
 	}
 	if len(bars) == 0 {
@@ -164,17 +171,17 @@ func plotRatios(rep *Report, file string) error {
 	}
 	p := plot.New()
 	if hasKarat {
-		p.Title.Text = fmt.Sprintf("karat throughput ÷ best peer's (%d goroutines; 1 = equal)", maxG)
-		p.X.Label.Text = "× best peer"
+		p.Title.Text = fmt.Sprintf("karat's throughput ÷ the best peer's, %d goroutines (log scale; right of 1× = faster)", maxG)
 	} else {
-		p.Title.Text = fmt.Sprintf("peer throughput ÷ raw client floor (%d goroutines)", maxG)
-		p.X.Label.Text = "× floor"
+		p.Title.Text = fmt.Sprintf("peer throughput ÷ raw client floor, %d goroutines (log scale)", maxG)
 	}
 	hot := make(plotter.Values, len(bars))
 	other := make(plotter.Values, len(bars))
 	labels := make([]string, len(bars))
+	lo, hi := 0.0, 0.0
 	for i, b := range bars {
 		hot[i], other[i], labels[i] = b.hot, b.other, b.label
+		lo, hi = min(lo, b.hot, b.other), max(hi, b.hot, b.other)
 	}
 	w := vg.Points(7)
 	hb, err := plotter.NewBarChart(hot, w)
@@ -191,17 +198,43 @@ func plotRatios(rep *Report, file string) error {
 	ob.Horizontal = true
 	ob.Color = plotutil.Color(1)
 	ob.Offset = -w / 2
-	p.Add(hb, ob, plotter.NewGrid())
+	p.Add(plotter.NewGrid(), hb, ob)
 	p.Legend.Add("hot key", hb)
-	p.Legend.Add(fmt.Sprintf("%d keys / unique", rep.Keys), ob)
-	p.Legend.Top = true
+	p.Legend.Add(fmt.Sprintf("%d keys (misses: unique keys)", rep.Keys), ob)
+	p.Legend.Top = false // bottom right: slow bars point left
 	p.NominalY(labels...)
-	if hasKarat {
-		one, err := plotter.NewLine(plotter.XYs{{X: 1, Y: -0.5}, {X: 1, Y: float64(len(bars)) - 0.5}})
-		if err == nil {
-			one.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
-			p.Add(one)
+	p.X.Min, p.X.Max = math.Floor(lo)-0.05, math.Ceil(hi)+0.05
+	p.X.Tick.Marker = log10Ticks{}
+	p.X.Label.Text = "ratio (log scale)"
+	one, err := plotter.NewLine(plotter.XYs{{X: 0, Y: -0.5}, {X: 0, Y: float64(len(bars)) - 0.5}})
+	if err == nil {
+		one.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
+		p.Add(one)
+	}
+	return p.Save(10*vg.Inch, vg.Length(1.2+0.3*float64(len(bars)))*vg.Inch, file)
+}
+
+// log10Ticks labels an axis that holds log10 of ratios with the ratios.
+type log10Ticks struct{}
+
+// Ticks puts a labelled tick at each power of ten and unlabelled ones at
+// 2× and 5× between them.
+func (log10Ticks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
+		ts = append(ts, plot.Tick{Value: e, Label: ratioLabel(math.Pow(10, e))})
+		for _, m := range []float64{2, 5} {
+			if v := e + math.Log10(m); v <= hi {
+				ts = append(ts, plot.Tick{Value: v})
+			}
 		}
 	}
-	return p.Save(9*vg.Inch, vg.Length(1.2+0.28*float64(len(bars)))*vg.Inch, file)
+	return ts
+}
+
+func ratioLabel(r float64) string {
+	if r >= 1 {
+		return fmt.Sprintf("%.0f×", r)
+	}
+	return strconv.FormatFloat(r, 'f', -1, 64) + "×"
 }
