@@ -100,7 +100,7 @@ func benchRawFloor(b *testing.B, client rueidis.Client, ns store.Namespace) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("raw-evalsha-floor/hot/g64", func(b *testing.B) {
+	b.Run("raw-floor-hot/g64", func(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.SetParallelism(32)
@@ -112,7 +112,7 @@ func benchRawFloor(b *testing.B, client rueidis.Client, ns store.Namespace) {
 			}
 		})
 	})
-	b.Run("raw-evalsha-floor/hot/g1", func(b *testing.B) {
+	b.Run("raw-floor-hot/g1", func(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
