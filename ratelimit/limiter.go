@@ -320,9 +320,9 @@ func noCancel() {}
 
 // item is one request being decided.
 type item struct {
-	req  Request
-	c    *compiled
-	key  string
+	req Request
+	c   *compiled
+	key string
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
