@@ -58,7 +58,7 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiled       sync.Map // Policy -> *compiled
+	compiled       sync.Map // policy name -> *compiled (the last policy of that name)
 
 	stats struct {
 		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
@@ -170,16 +170,19 @@ type Request struct {
 
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
+	p         Policy
 	alg, a, b string
 	burst     int64
 	err       error
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
-	if c, ok := l.compiled.Load(p); ok {
-		return c.(*compiled)
+	if c, ok := l.compiled.Load(p.Name); ok {
+		if c := c.(*compiled); c.p == p {
+			return c
+		}
 	}
-	c := &compiled{err: p.Validate()}
+	c := &compiled{p: p, err: p.Validate()}
 	if c.err == nil {
 		if p.Algorithm == GCRA {
 			t := p.interval()
@@ -188,7 +191,7 @@ func (l *Limiter) compile(p Policy) *compiled {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
 	}
-	l.compiled.Store(p, c)
+	l.compiled.Store(p.Name, c)
 	return c
 }
 
@@ -317,9 +320,9 @@ func noCancel() {}
 
 // item is one request being decided.
 type item struct {
-	req  Request
-	c    *compiled
-	key  string
+	req Request
+	c   *compiled
+	key string
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
