@@ -27,6 +27,7 @@ import (
 type config struct {
 	redisURL   string
 	jsonOut    bool
+	jsonFile   string
 	quick      bool
 	plotFile   string
 	rounds     int
@@ -52,6 +53,7 @@ func parseFlags(args []string) (*config, error) {
 	cfg := &config{}
 	fs.StringVar(&cfg.redisURL, "redis", "", "use this Redis (redis://host:port[/db]) instead of starting a redis-server; keys go under a random prefix and are deleted at the end")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the results as JSON on stdout instead of tables")
+	fs.StringVar(&cfg.jsonFile, "json-file", "", "also write the results as JSON to this file")
 	fs.BoolVar(&cfg.quick, "quick", false, "a short smoke run (1 round, 20ms per run, 1,000 keys, small extras); asserts nothing about speed")
 	fs.StringVar(&cfg.plotFile, "plot", "", "draw the ratios as a bar chart into this SVG file")
 	fs.IntVar(&cfg.rounds, "rounds", 3, "rounds; each round runs every scenario once per case, in a rotated order")
@@ -186,6 +188,15 @@ func run() error {
 	if cfg.plotFile != "" {
 		if err := plotRatios(rep, cfg.plotFile); err != nil {
 			return fmt.Errorf("--plot: %w", err)
+		}
+	}
+	if cfg.jsonFile != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.jsonFile, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--json-file: %w", err)
 		}
 	}
 	if cfg.jsonOut {
