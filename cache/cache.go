@@ -503,7 +503,7 @@ func (c *Cache[T]) GetOrLoad(ctx context.Context, tenant, key string, load Loade
 	e, found, err := c.lookup(ctx, k, true)
 	if err != nil {
 		c.errs.Add(1)
-		return c.fallback(ctx, err, load)
+		return c.fallback(ctx, k, err, load)
 	}
 	if found {
 		switch st := c.stateOf(e.freshUntil, now); st {
@@ -527,31 +527,45 @@ func (c *Cache[T]) GetOrLoad(ctx context.Context, tenant, key string, load Loade
 		}
 	}
 	c.misses.Add(1)
-	f, leader, err := c.flights.do(ctx, k.entry, func() (any, bool, error) {
+	return c.shared(ctx, k.entry, func(lctx context.Context) (any, bool, error) {
+		return c.loadShared(lctx, k, load, false)
+	})
+}
+
+// shared runs work once for concurrent callers of one flight key, on a
+// context of its own (bounded by LoadTimeout), and answers each caller by
+// its own deadline. A caller answered by another's load counts as
+// coalesced.
+func (c *Cache[T]) shared(ctx context.Context, key string, work func(context.Context) (any, bool, error)) (T, error) {
+	var zero T
+	f, leader, err := c.flights.do(ctx, key, func() (any, bool, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
-		return c.loadShared(lctx, k, load, false)
+		return work(lctx)
 	})
 	if err != nil {
 		return zero, err
 	}
-	if !(leader && f.loaded) {
-		c.coalesced.Add(1)
-	}
 	if f.err != nil {
 		return zero, f.err
+	}
+	if !(leader && f.loaded) {
+		c.coalesced.Add(1)
 	}
 	return result(f.val.(*localEntry[T]))
 }
 
-// fallback answers a GetOrLoad whose store call failed with err.
-func (c *Cache[T]) fallback(ctx context.Context, err error, load Loader[T]) (T, error) {
+// fallback answers a GetOrLoad whose lookup failed with err: the error, or
+// with FallbackToLoader the loader's answer (not stored), one load for the
+// concurrent callers of a key in this process.
+func (c *Cache[T]) fallback(ctx context.Context, k keys, err error, load Loader[T]) (T, error) {
 	if !c.p.FallbackToLoader || ctx.Err() != nil {
 		var zero T
 		return zero, err
 	}
-	c.loads.Add(1)
-	return callLoader(ctx, load)
+	return c.shared(ctx, "fallback:"+k.entry, func(lctx context.Context) (any, bool, error) {
+		return c.fallbackShared(lctx, err, load)
+	})
 }
 
 func callLoader[T any](ctx context.Context, load Loader[T]) (v T, err error) {

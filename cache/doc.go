@@ -17,8 +17,8 @@
 // (default karat:cache), whose hash tag is the scope: "t:" and the tenant id
 // for a tenant-scoped policy, "g" for a Global one. A tenant id is encoded,
 // never trusted, so no id (with '*', '{', ':', newlines, invalid UTF-8, up
-// to store.MaxPartLen bytes; longer is store.ErrInvalidKey) reaches another
-// tenant's keys. Within a scope:
+// to store.MaxPartLen bytes less the scope's two; longer is
+// store.ErrInvalidKey, never truncated) reaches another tenant's keys. Within a scope:
 //
 //	ns:{scope}:e:POLICY:KEY   an entry
 //	ns:{scope}:l:POLICY:KEY   the lease of the load of that entry
