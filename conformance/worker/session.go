@@ -45,6 +45,7 @@ func sessionUpdate(ctx context.Context, s store.Store, args []string) (string, e
 	if err := errors.Join(err1, err2); err != nil {
 		return "", err
 	}
+	// Shards: 8, as the conformance cases' Managers (sessionWorld.manager).
 	m, err := session.New(s, [][]byte{secret}, &session.Options{Namespace: ns, Clock: fixedClock(time.UnixMilli(now)), Shards: 8})
 	if err != nil {
 		return "", err
