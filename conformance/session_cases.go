@@ -331,11 +331,13 @@ func testSessionNoLostUpdateAcrossProcesses(e *env) {
 	if _, ok := w.h.(URLer); !ok {
 		t.Skip("harness has no store URL (URLer): its store cannot be shared with other OS processes")
 	}
-	m := w.manager(nil, nil)
+	const shards = 8
+	m := w.manager(nil, &session.Options{Shards: shards})
 	tok, _, err := m.Create(ctx, "shared", "t", session.Meta{Data: appData{Role: "owner"}})
 	require.NoError(t, err)
 	const procs, each = 5, 10
-	args := []string{w.ns.String(), hex.EncodeToString(sessionSecrets[0]), strconv.FormatInt(w.clock.Now().UnixMilli(), 10), tok, strconv.Itoa(each)}
+	args := []string{w.ns.String(), hex.EncodeToString(sessionSecrets[0]), strconv.FormatInt(w.clock.Now().UnixMilli(), 10),
+		strconv.Itoa(shards), tok, strconv.Itoa(each)}
 	conflicts := 0
 	var names []string
 	for _, r := range RunWorkers(t, w.h, procs, "session-update", args...) {
