@@ -28,7 +28,8 @@
 // for 1 and 64 goroutines, for every keyspace (a hot key; a key drawn at
 // random from 100,000; for misses a key never used), every scenario runs
 // for --duration, in an order rotated by the round, so no scenario always
-// runs first or last. ops/s is the median over rounds; p50 and p99 come
+// runs first or last (one garbage collection per round, none per run).
+// ops/s is the median over rounds; p50 and p99 come
 // from a log-linear histogram of every operation (3% resolution);
 // allocs/op is runtime.MemStats.Mallocs over the run divided by the
 // operations (the clients' background goroutines included, the runner's

@@ -350,6 +350,10 @@ func measure(env *Env, cfg *config, groups []Group) ([]*Result, error) {
 	defer infoClient.Close()
 	p.start(total, cfg.duration)
 	for round := range cfg.rounds {
+		// One collection per round, not per run: with every scenario's
+		// 100,000 keys in process a collection takes long, and allocations
+		// are counted (Mallocs), not inferred from the heap.
+		runtime.GC()
 		for _, n := range cfg.goroutines {
 			for gi, gs := range slots {
 				for _, ks := range groups[gi].Keyspaces {

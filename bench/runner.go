@@ -151,7 +151,6 @@ func runOnce(inst *Instance, c Case, keys int, d time.Duration) sample {
 			}
 		}()
 	}
-	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	t0 := time.Now()
