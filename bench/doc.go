@@ -61,6 +61,10 @@
 //   - A cache value is a ~200-byte product record, decoded into a struct by
 //     every library (karat and eko's marshaler with their codecs,
 //     go-redis/cache with msgpack); the raw floors return bytes undecoded.
+//   - karat's sessions record activity at most once an hour (TouchInterval
+//     1 h; the default is 1 minute): scs and gorilla/sessions keep no idle
+//     time, and with the default each of 100,000 rarely seen sessions would
+//     pay a script call on nearly every validation.
 //   - karat's sessions and cache entries are written through a second store
 //     (as another process would), because a store reads its own recent
 //     writes from the server for MaxStale.

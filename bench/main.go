@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // config is the command line.
@@ -285,134 +287,133 @@ func machine(env *Env) string {
 	return fmt.Sprintf("%d CPU %s, %s %s/%s, %s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH, redisVersion(env))
 }
 
-// measure sets up every scenario, then runs the rounds: in each round, every
-// case of every group, every scenario once, in an order rotated by the round
-// so that no scenario always runs first or last.
+// measure takes the groups one at a time: it sets up the group's
+// scenarios (writing their keys through each library, then reading each key
+// once), runs the rounds (in each round every case, every scenario once, in
+// an order rotated by the round, so that no scenario always runs first or
+// last), and closes them before the next group. One group's keys at a time
+// keep the live heap, and so every scenario's garbage collection cost,
+// small and alike.
 func measure(env *Env, cfg *config, groups []Group) ([]*Result, error) {
+	p := newProgress(os.Stderr)
+	total := 0
+	for _, g := range groups {
+		total += len(g.Scenarios) * len(cfg.goroutines) * len(g.Keyspaces) * cfg.rounds
+	}
+	infoClient := newGoRedis(env)
+	defer infoClient.Close()
+	p.start(total, cfg.duration)
+	var out []*Result
+	for gi := range groups {
+		out = append(out, measureGroup(env, cfg, &groups[gi], p, infoClient)...)
+	}
+	p.done()
+	return out, nil
+}
+
+func measureGroup(env *Env, cfg *config, g *Group, p *progress, infoClient *redis.Client) []*Result {
 	type slot struct {
-		g    *Group
 		s    *Scenario
 		inst *Instance
 		res  map[Case]*Result
 	}
-	var slots [][]*slot // per group
-	total := 0
-	p := newProgress(os.Stderr)
-	for gi := range groups {
-		g := &groups[gi]
-		var gs []*slot
-		for si := range g.Scenarios {
-			s := &g.Scenarios[si]
-			p.status(fmt.Sprintf("setting up %s/%s", g.Name, s.Name))
-			sl := &slot{g: g, s: s, res: map[Case]*Result{}}
-			inst, err := s.Setup(env)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "\nbench: %s/%s: setup: %v\n", g.Name, s.Name, err)
-			}
+	var slots []*slot
+	for si := range g.Scenarios {
+		s := &g.Scenarios[si]
+		p.status(fmt.Sprintf("setting up %s/%s", g.Name, s.Name))
+		sl := &slot{s: s, res: map[Case]*Result{}}
+		inst, err := s.Setup(env)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "\nbench: %s/%s: setup: %v\n", g.Name, s.Name, err)
+			p.skip(len(cfg.goroutines) * len(g.Keyspaces) * cfg.rounds)
+		} else {
 			sl.inst = inst
-			if err == nil {
-				n := 1
-				if slices.Contains(g.Keyspaces, Spread) {
-					n = env.Keys
-				}
-				if !slices.Contains(g.Keyspaces, Unique) {
-					if err := warm(inst, n); err != nil {
-						fmt.Fprintf(os.Stderr, "\nbench: %s/%s: warm-up: %v\n", g.Name, s.Name, err)
-					}
+			n := 1
+			if slices.Contains(g.Keyspaces, Spread) {
+				n = env.Keys
+			}
+			if !slices.Contains(g.Keyspaces, Unique) {
+				if err := warm(inst, n); err != nil {
+					fmt.Fprintf(os.Stderr, "\nbench: %s/%s: warm-up: %v\n", g.Name, s.Name, err)
 				}
 			}
-			for _, n := range cfg.goroutines {
-				for _, ks := range g.Keyspaces {
-					c := Case{n, ks}
-					r := &Result{Group: g.Name, Scenario: s.Name, Kind: s.Kind, Goroutines: n, Keyspace: ks, hist: &histogram{}}
-					if err != nil {
-						r.SetupError = err.Error()
-					} else {
-						total += cfg.rounds
-					}
-					sl.res[c] = r
-				}
-			}
-			gs = append(gs, sl)
 		}
-		slots = append(slots, gs)
+		for _, n := range cfg.goroutines {
+			for _, ks := range g.Keyspaces {
+				r := &Result{Group: g.Name, Scenario: s.Name, Kind: s.Kind, Goroutines: n, Keyspace: ks, hist: &histogram{}}
+				if err != nil {
+					r.SetupError = err.Error()
+				}
+				sl.res[Case{n, ks}] = r
+			}
+		}
+		slots = append(slots, sl)
 	}
 	defer func() {
-		for _, gs := range slots {
-			for _, sl := range gs {
-				if sl.inst != nil && sl.inst.Close != nil {
-					sl.inst.Close()
-				}
+		for _, sl := range slots {
+			if sl.inst != nil && sl.inst.Close != nil {
+				sl.inst.Close()
 			}
 		}
+		runtime.GC()
 	}()
-	infoClient := newGoRedis(env)
-	defer infoClient.Close()
-	p.start(total, cfg.duration)
 	for round := range cfg.rounds {
-		// One collection per round, not per run: with every scenario's
-		// 100,000 keys in process a collection takes long, and allocations
-		// are counted (Mallocs), not inferred from the heap.
+		// One collection per round, not per run (allocations are counted
+		// with Mallocs, not inferred from the heap).
 		runtime.GC()
 		for _, n := range cfg.goroutines {
-			for gi, gs := range slots {
-				for _, ks := range groups[gi].Keyspaces {
-					c := Case{n, ks}
-					for i := range gs {
-						sl := gs[(i+round)%len(gs)]
-						if sl.inst == nil {
-							continue
-						}
-						r := sl.res[c]
-						p.step(fmt.Sprintf("round %d/%d  %s/%s  %s", round+1, cfg.rounds, sl.g.Name, sl.s.Name, c))
-						cmds0 := commandsProcessed(infoClient)
-						smp := runOnce(sl.inst, c, env.Keys, cfg.duration)
-						if cmds1 := commandsProcessed(infoClient); cmds0 >= 0 && cmds1 >= 0 {
-							r.commands += uint64(cmds1 - cmds0 - 1) // less the INFO itself
-						} else {
-							r.commands = math.MaxUint64
-						}
-						r.RoundsOps = append(r.RoundsOps, float64(smp.ops)/smp.elapsed.Seconds())
-						r.Ops += smp.ops
-						r.Errors += smp.errs
-						r.Timeouts += smp.timeouts
-						r.mallocs += smp.mallocs
-						r.hist.merge(smp.hist)
-						if r.FirstError == "" && smp.firstErr != nil {
-							r.FirstError = smp.firstErr.Error()
-						}
-					}
-				}
-			}
-		}
-	}
-	p.done()
-	var out []*Result
-	for gi, gs := range slots {
-		for _, n := range cfg.goroutines {
-			for _, ks := range groups[gi].Keyspaces {
+			for _, ks := range g.Keyspaces {
 				c := Case{n, ks}
-				var rs []*Result
-				for _, sl := range gs {
-					r := sl.res[c]
-					r.OpsPerSec = median(r.RoundsOps)
-					r.P50 = r.hist.quantile(0.50)
-					r.P99 = r.hist.quantile(0.99)
-					if r.Ops > 0 {
-						r.AllocsPerOp = float64(r.mallocs) / float64(r.Ops)
-						r.CommandsPerOp = -1
-						if r.commands != math.MaxUint64 {
-							r.CommandsPerOp = float64(r.commands) / float64(r.Ops)
-						}
+				for i := range slots {
+					sl := slots[(i+round)%len(slots)]
+					if sl.inst == nil {
+						continue
 					}
-					rs = append(rs, r)
+					r := sl.res[c]
+					p.step(fmt.Sprintf("round %d/%d  %s/%s  %s", round+1, cfg.rounds, g.Name, sl.s.Name, c))
+					cmds0 := commandsProcessed(infoClient)
+					smp := runOnce(sl.inst, c, env.Keys, cfg.duration)
+					if cmds1 := commandsProcessed(infoClient); cmds0 >= 0 && cmds1 >= 0 {
+						r.commands += uint64(cmds1 - cmds0 - 1) // less the INFO itself
+					} else {
+						r.commands = math.MaxUint64
+					}
+					r.RoundsOps = append(r.RoundsOps, float64(smp.ops)/smp.elapsed.Seconds())
+					r.Ops += smp.ops
+					r.Errors += smp.errs
+					r.Timeouts += smp.timeouts
+					r.mallocs += smp.mallocs
+					r.hist.merge(smp.hist)
+					if r.FirstError == "" && smp.firstErr != nil {
+						r.FirstError = smp.firstErr.Error()
+					}
 				}
-				ratios(rs)
-				out = append(out, rs...)
 			}
 		}
 	}
-	return out, nil
+	var out []*Result
+	for _, n := range cfg.goroutines {
+		for _, ks := range g.Keyspaces {
+			var rs []*Result
+			for _, sl := range slots {
+				r := sl.res[Case{n, ks}]
+				r.OpsPerSec = median(r.RoundsOps)
+				r.P50 = r.hist.quantile(0.50)
+				r.P99 = r.hist.quantile(0.99)
+				if r.Ops > 0 {
+					r.AllocsPerOp = float64(r.mallocs) / float64(r.Ops)
+					r.CommandsPerOp = -1
+					if r.commands != math.MaxUint64 {
+						r.CommandsPerOp = float64(r.commands) / float64(r.Ops)
+					}
+				}
+				rs = append(rs, r)
+			}
+			ratios(rs)
+			out = append(out, rs...)
+		}
+	}
+	return out
 }
 
 // progress prints one updating line on a terminal, or a line every 10% when
@@ -443,6 +444,9 @@ func (p *progress) start(total int, per time.Duration) {
 		fmt.Fprintf(p.f, "bench: %d timed runs of %v\n", total, per)
 	}
 }
+
+// skip counts n runs that will not happen (a scenario failed to set up).
+func (p *progress) skip(n int) { p.total -= n }
 
 func (p *progress) step(what string) {
 	p.n++
