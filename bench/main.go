@@ -357,6 +357,17 @@ func measureGroup(env *Env, cfg *config, g *Group, p *progress, infoClient *redi
 		}
 		runtime.GC()
 	}()
+	// An untimed run at each goroutine count first, so that connection
+	// pools and keep-alive connections (HTTP) have grown to what the timed
+	// runs need.
+	for _, n := range cfg.goroutines {
+		for _, sl := range slots {
+			if sl.inst != nil {
+				p.status(fmt.Sprintf("warming %s/%s at %d goroutines", g.Name, sl.s.Name, n))
+				runOnce(sl.inst, Case{n, g.Keyspaces[0]}, env.Keys, min(cfg.duration/4, 100*time.Millisecond))
+			}
+		}
+	}
 	for round := range cfg.rounds {
 		// One collection per round, not per run (allocations are counted
 		// with Mallocs, not inferred from the heap).
