@@ -58,7 +58,8 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiled       sync.Map // policy name -> *compiled (the last policy of that name)
+	compiledMu     sync.RWMutex
+	compiled       map[string]*compiled // policy name -> the last policy of that name, formatted
 
 	stats struct {
 		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
@@ -70,7 +71,7 @@ func New(s store.Store, opts *Options) *Limiter {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Limiter{s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
+	l := &Limiter{compiled: map[string]*compiled{}, s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
 	if l.ns.IsZero() {
 		l.ns = DefaultNamespace
 	}
@@ -168,6 +169,9 @@ type Request struct {
 	Cost int64
 }
 
+// maxCompiled bounds the cache of formatted policies.
+const maxCompiled = 4096
+
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
 	p         Policy
@@ -177,12 +181,13 @@ type compiled struct {
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
-	if c, ok := l.compiled.Load(p.Name); ok {
-		if c := c.(*compiled); c.p == p {
-			return c
-		}
+	l.compiledMu.RLock()
+	c, ok := l.compiled[p.Name]
+	l.compiledMu.RUnlock()
+	if ok && c.p == p {
+		return c
 	}
-	c := &compiled{p: p, err: p.Validate()}
+	c = &compiled{p: p, err: p.Validate()}
 	if c.err == nil {
 		if p.Algorithm == GCRA {
 			t := p.interval()
@@ -191,7 +196,12 @@ func (l *Limiter) compile(p Policy) *compiled {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
 	}
-	l.compiled.Store(p.Name, c)
+	l.compiledMu.Lock()
+	if len(l.compiled) >= maxCompiled {
+		clear(l.compiled) // names from configuration are few; this only bounds abuse
+	}
+	l.compiled[p.Name] = c
+	l.compiledMu.Unlock()
 	return c
 }
 
@@ -383,9 +393,15 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 	}
 
 	// Group by subject (the hash tag), keeping the order of first use.
-	groups := make([][2]int, 0, 1) // [first, end) into an order slice
-	order := make([]int, 0, len(items))
-	used := make([]bool, len(items))
+	var groupsBuf [4][2]int
+	var orderBuf [4]int
+	var usedBuf, chargedBuf [4]bool
+	groups := groupsBuf[:0] // [first, end) into order
+	order := orderBuf[:0]
+	used := usedBuf[:0]
+	for range items {
+		used = append(used, false)
+	}
 	for i := range items {
 		if used[i] {
 			continue
@@ -400,7 +416,10 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		groups = append(groups, [2]int{first, len(order)})
 	}
 
-	charged := make([]bool, len(groups))
+	charged := chargedBuf[:0]
+	for range groups {
+		charged = append(charged, false)
+	}
 	allowed := true
 	for g, span := range groups {
 		idx := order[span[0]:span[1]]
