@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -63,8 +62,8 @@ type Store struct {
 	c           rueidis.Client
 	closeClient bool
 	g           drivercore.Gate // closed flag, counters, the checks every call starts with
-	hits        atomic.Uint64
-	misses      atomic.Uint64
+	hits        drivercore.Counter
+	misses      drivercore.Counter
 	scripts     sync.Map  // *store.Script → *rueidis.Lua
 	writes      *writeLog // nil without a cache: nothing to read one's writes through
 }
