@@ -48,13 +48,18 @@ var (
 	_ store.StatsReporter = (*Store)(nil)
 )
 
-// New returns a Store over c; nil opts is valid.
+// New returns a *Store over c, as a store.Store; nil opts is valid.
+//
+// It returns the interface, like rueidisstore.New (whose concrete type
+// depends on its options), so that code switching between the two drivers
+// reads alike; the capabilities are found with store.Capability and the
+// client with As.
 //
 // The client should have ContextTimeoutEnabled: true (drivers.Open sets it):
 // without it go-redis applies only its own read and write timeouts to a
 // command in flight and ignores the context's deadline, so a call against a
 // stalled server outlives its deadline.
-func New(c redis.UniversalClient, opts *Options) *Store {
+func New(c redis.UniversalClient, opts *Options) store.Store {
 	if opts == nil {
 		opts = &Options{}
 	}
