@@ -156,9 +156,7 @@ func replyText(resp rueidis.RedisResult, re *rueidis.RedisError) string {
 // bytesOf copies s into a new, non-nil slice: rueidis's strings may share
 // memory with its cache, and an empty value must read back as []byte{}.
 func bytesOf(s string) []byte {
-	b := make([]byte, len(s))
-	copy(b, s)
-	return b
+	return []byte(s) // a copy, not zeroed first; []byte{} for ""
 }
 
 // bytesReply returns the string reply of resp, or the mapped error.
@@ -413,10 +411,11 @@ func (s *Store) As(target any) bool {
 // store.Stats says; CacheHits and CacheMisses split the GetCached calls.
 func (s *Store) Stats() store.Stats {
 	calls, errs := s.g.Counts()
+	hits := s.hits.Load()
 	return store.Stats{
-		Calls:       calls,
+		Calls:       calls + hits, // a hit is counted only as a hit
 		Errors:      errs,
-		CacheHits:   s.hits.Load(),
+		CacheHits:   hits,
 		CacheMisses: s.misses.Load(),
 	}
 }
