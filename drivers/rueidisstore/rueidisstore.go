@@ -15,6 +15,30 @@
 // call whose keys span cluster slots is refused with store.ErrCrossSlot,
 // before anything is sent: rueidis would panic on it in a cluster.
 //
+// # Errors and failing fast
+//
+// Errors carry a store class joined with rueidis's own error: a refused
+// password, user or database (WRONGPASS, NOAUTH, NOPERM, "DB index is out of
+// range"), which rueidis reports while it sets a connection up, and a TLS
+// certificate that does not verify are store.ErrConfig; transport failures
+// are store.ErrUnavailable.
+//
+// By default rueidis retries a read-only command after a network error until
+// the caller's deadline, so a Get against a server that refuses connections
+// took most of its deadline. Build the client with RetryDelay set to this
+// package's RetryDelay (drivers.Open does): a refused connection is then not
+// retried, and each call fails at once (well under a millisecond on
+// loopback) with ErrUnavailable and "connection refused"; rueidis dials again
+// on the next call, so the store recovers as soon as the server is back.
+// Other network errors are retried as rueidis would.
+//
+// # Cost of a cache hit
+//
+// A GetCached hit costs about as much as rueidis's own DoCache plus a copy
+// of the value (the caller owns what it is given): no lock, no clock read
+// when callers pass one maxStale, no shared counter. See CachedStore and
+// BENCHMARKS.md.
+//
 // Against miniredis, which has no CLIENT TRACKING and answers CLUSTER SLOTS,
 // build the client with DisableCache: true and ForceSingleClient: true, and
 // pass Options.DisableCache. miniredis is not a conformance target of this
