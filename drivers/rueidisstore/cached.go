@@ -50,16 +50,30 @@ type CachedStore struct {
 // windows: give them the same Options.MaxStale, or a store may accept an
 // entry another filled with a longer TTL as younger than it is.
 func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.Duration) ([]byte, error) {
+	str, err := s.GetCachedString(ctx, key, maxStale)
+	if err != nil {
+		return nil, err
+	}
+	return bytesOf(str), nil
+}
+
+// GetCachedString is GetCached returning the value as a string, which on a
+// cache hit shares its memory with rueidis's cache instead of being copied:
+// a string cannot be changed, so the caller cannot change the cache through
+// it. GetCached must copy, since the caller owns the []byte it returns; that
+// copy is most of what a hit costs over rueidis's own DoCache (see
+// BENCHMARKS.md). Same bounds, errors and counting as GetCached.
+func (s *CachedStore) GetCachedString(ctx context.Context, key string, maxStale time.Duration) (string, error) {
 	// A hit is counted once, in hits (Stats adds them to Calls); every
 	// other outcome is counted as a call by the gate.
 	if err := s.g.CheckKey(ctx, key); err != nil {
 		s.g.CountCall()
-		return nil, err
+		return "", err
 	}
 	maxStale = min(maxStale, s.maxStale)
 	if maxStale <= staleMargin {
 		s.miss()
-		return s.get(ctx, key)
+		return s.getString(ctx, key)
 	}
 	ttl := maxStale - staleMargin
 	// Widen the window before the call, so that an entry this call fills
@@ -74,11 +88,11 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 	var now time.Time
 	if s.writes.recent(key, &now) {
 		s.miss()
-		return s.get(ctx, key)
+		return s.getString(ctx, key)
 	}
 	if !resp.IsCacheHit() {
 		s.miss()
-		return s.bytesReply(ctx, resp)
+		return s.stringReply(ctx, resp)
 	}
 	// Load the window after the call: whichever call filled the entry had
 	// widened it by then.
@@ -88,11 +102,11 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 		}
 		if age := window - time.UnixMilli(resp.CachePXAT()).Sub(now); age > maxStale {
 			s.miss()
-			return s.get(ctx, key)
+			return s.getString(ctx, key)
 		}
 	}
 	s.hits.Add(1)
-	return s.bytesReply(ctx, resp)
+	return s.stringReply(ctx, resp)
 }
 
 // staleMargin is kept off the TTL that GetCached gives rueidis: the bound

@@ -192,6 +192,21 @@ func (s *Store) bytesReply(ctx context.Context, resp rueidis.RedisResult) ([]byt
 	return bytesOf(str), nil
 }
 
+// stringReply returns the string reply of resp, not copied, or the mapped
+// error.
+func (s *Store) stringReply(ctx context.Context, resp rueidis.RedisResult) (string, error) {
+	str, err := resp.ToString()
+	if err != nil {
+		return "", s.g.End(mapErr(ctx, resp, err, false))
+	}
+	return str, nil
+}
+
+// getString is Get's server read, as a string.
+func (s *Store) getString(ctx context.Context, key string) (string, error) {
+	return s.stringReply(ctx, s.c.Do(ctx, s.c.B().Get().Key(key).Build()))
+}
+
 // intReply returns the integer reply of resp, or the mapped error.
 func (s *Store) intReply(ctx context.Context, resp rueidis.RedisResult) (int64, error) {
 	n, err := resp.ToInt64()

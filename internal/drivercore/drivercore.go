@@ -118,7 +118,10 @@ type Counter struct {
 	cells [counterCells]paddedUint64
 }
 
-const counterCells = 8
+const (
+	counterBits  = 3
+	counterCells = 1 << counterBits
+)
 
 type paddedUint64 struct {
 	n atomic.Uint64
@@ -128,9 +131,12 @@ type paddedUint64 struct {
 // Add adds n.
 func (c *Counter) Add(n uint64) {
 	var here byte
-	// Stacks are at least 2 KiB and 2 KiB aligned at their start; bits
-	// above that tell goroutines apart.
-	c.cells[(uintptr(unsafe.Pointer(&here))>>11)%counterCells].n.Add(n)
+	// Stacks are at least 2 KiB, so the bits above the 11th tell
+	// goroutines apart; a multiplicative hash mixes them into the top bits
+	// (stack sizes are powers of two, so the low ones alone would pick few
+	// cells).
+	h := uint64(uintptr(unsafe.Pointer(&here))>>11) * 0x9e3779b97f4a7c15
+	c.cells[h>>(64-counterBits)].n.Add(n)
 }
 
 // Load returns the sum of the cells. Adds that run meanwhile may or may not
