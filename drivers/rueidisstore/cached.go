@@ -136,11 +136,14 @@ func (s *CachedStore) miss() {
 // the exact record in the shard. When two writes of one key race, both the
 // slot and the shard keep the later time.
 type writeLog struct {
+	// Read on every GetCached.
 	epoch  time.Time    // times are nanoseconds since epoch (+1, so 0 is "never"), on the monotonic clock
 	window atomic.Int64 // nanoseconds
+	seed   maphash.Seed
+	_      [64]byte // written on every write, below: kept off the readers' cache line
 	swept  atomic.Int64 // time of the last sweep
 	last   atomic.Int64 // time of the latest write noted (0: none since the last sweep found all old)
-	seed   maphash.Seed
+	_      [64]byte
 	filter [filterSlots]atomic.Int64
 	shards [writeShards]writeShard
 }

@@ -115,7 +115,9 @@ func CountsAsError(err error) bool {
 // so that goroutines running on different cores seldom write the same line;
 // Load sums the cells. The zero value is zero.
 type Counter struct {
+	_     [64]byte // keeps the fields around the counter off its cache lines
 	cells [counterCells]paddedUint64
+	_     [64]byte
 }
 
 const (
