@@ -140,7 +140,7 @@ type writeLog struct {
 	epoch  time.Time    // times are nanoseconds since epoch (+1, so 0 is "never"), on the monotonic clock
 	window atomic.Int64 // nanoseconds
 	seed   maphash.Seed
-	_      [64]byte // written on every write, below: kept off the readers' cache line
+	_      [64]byte     // written on every write, below: kept off the readers' cache line
 	swept  atomic.Int64 // time of the last sweep
 	last   atomic.Int64 // time of the latest write noted (0: none since the last sweep found all old)
 	_      [64]byte
