@@ -15,10 +15,10 @@ import (
 
 // cacheRow is one cache's lookups as the metrics count them.
 type cacheRow struct {
-	Name                string
-	Hits, Misses, Errs  int64
-	HitRate             float64
-	HasLookups          bool
+	Name               string
+	Hits, Misses, Errs int64
+	HitRate            float64
+	HasLookups         bool
 }
 
 // policyRow is one rate-limit policy's decisions.
