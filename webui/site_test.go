@@ -1,0 +1,177 @@
+package webui_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/karat-go/karat/drivers"
+	"github.com/karat-go/karat/httpapi"
+	"github.com/karat-go/karat/httpapi/demo"
+	"github.com/karat-go/karat/webui"
+)
+
+// testPassword is every demo user's password in these tests.
+const testPassword = "a test password"
+
+// site is karat serve's handler (the API and the pages on one router, as
+// cmd/karat builds it) on a test server over the memory store.
+type site struct {
+	URL     string
+	srv     *httptest.Server
+	api     *httpapi.API
+	catalog *demo.Catalogue
+}
+
+type siteOptions struct {
+	api      httpapi.Options
+	ui       webui.Options
+	delay    time.Duration
+	noHealth bool
+}
+
+func newSite(t *testing.T, o *siteOptions) *site {
+	t.Helper()
+	if o == nil {
+		o = &siteOptions{}
+	}
+	ctx := context.Background()
+	s, err := drivers.Open(ctx, "memory://")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	users, err := demo.NewUsers(testPassword, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delay := o.delay
+	if delay == 0 {
+		delay = 20 * time.Millisecond
+	}
+	cat := demo.NewCatalogue(&demo.CatalogueOptions{Delay: delay})
+	metrics := httpapi.NewMetrics()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var health *httpapi.Health
+	if !o.noHealth {
+		health = httpapi.NewHealth(s, &httpapi.HealthOptions{Logger: logger, Metrics: metrics})
+		health.Check(ctx)
+	}
+	aopts := o.api
+	aopts.SessionSecrets = [][]byte{[]byte("a test session secret of 32 bytes or more")}
+	aopts.Metrics, aopts.Health, aopts.Logger = metrics, health, logger
+	api, err := httpapi.New(s, users, cat, &aopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	api.Mount(r)
+	uopts := o.ui
+	uopts.Metrics, uopts.Health, uopts.Logger = metrics, health, logger
+	uopts.SecureCookies = aopts.SecureCookies
+	ui, err := webui.New(api, &uopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ui.Mount(r)
+	srv := httptest.NewServer(httpapi.Observe(logger, metrics)(r))
+	t.Cleanup(srv.Close)
+	return &site{URL: srv.URL, srv: srv, api: api, catalog: cat}
+}
+
+// client is a cookie-keeping HTTP client of a site that does not follow
+// redirects, so that tests see each answer.
+type client struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+	ua   string
+}
+
+func (s *site) client(t *testing.T) *client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, base: s.URL, ua: "webui-test/1.0", hc: &http.Client{
+		Jar:           jar,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// page is one answer, body read.
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (c *client) do(method, path string, form url.Values, header map[string]string) page {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", c.ua)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return page{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func (c *client) get(path string) page {
+	c.t.Helper()
+	return c.do(http.MethodGet, path, nil, nil)
+}
+
+func (c *client) post(path string, form url.Values) page {
+	c.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	return c.do(http.MethodPost, path, form, nil)
+}
+
+// signIn signs in through the form and checks it worked.
+func (c *client) signIn(tenant, email string) {
+	c.t.Helper()
+	p := c.post("/signin", url.Values{"tenant": {tenant}, "email": {email}, "password": {testPassword}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/devices" {
+		c.t.Fatalf("sign in as %s: %d to %q, want 303 to /devices; body %.300s", email, p.status, p.header.Get("Location"), p.body)
+	}
+}
+
+// cookie returns the session cookie the client holds, or nil.
+func (c *client) cookie() *http.Cookie {
+	u, _ := url.Parse(c.base)
+	for _, ck := range c.hc.Jar.Cookies(u) {
+		if ck.Name == "karat_session" {
+			return ck
+		}
+	}
+	return nil
+}
