@@ -100,7 +100,7 @@ func New(api *httpapi.API, opts *Options) (*UI, error) {
 		"until": u.until,
 		"stamp": stamp,
 		"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"ms":    func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) },
+		"ms":    func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) },
 		"pct":   func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 		"num":   groupDigits,
 	}
