@@ -57,22 +57,31 @@ func testCacheTenantInvalidation(e *env) {
 	reader := newCache[string](e, e.newStore(), p, nil)
 	var hits atomic.Int64
 	var failed atomic.Value
-	const readers = 32
+	const readers, chunk = 8, 1000
 	for r := range readers {
 		wg.Go(func() {
-			for i := r; i < n; i += readers {
-				rs := []*cache.Cache[string]{c}
-				if i%20 == 0 { // and a sample on another instance
-					rs = append(rs, reader)
+			for from := r * chunk; from < n; from += readers * chunk {
+				keys := make([]string, 0, chunk)
+				for i := from; i < min(from+chunk, n); i++ {
+					keys = append(keys, "k"+strconv.Itoa(i))
 				}
-				for _, c := range rs {
-					_, err := c.Get(ctx, "big-shop", "k"+strconv.Itoa(i))
-					switch {
-					case err == nil:
-						hits.Add(1)
-					case !errors.Is(err, cache.ErrNotFound):
-						failed.CompareAndSwap(nil, err)
-						return
+				got, err := c.GetMany(ctx, "big-shop", keys)
+				if err != nil {
+					failed.CompareAndSwap(nil, err)
+					return
+				}
+				hits.Add(int64(len(got)))
+				// And one key in a hundred through Get, on both instances.
+				for i := 0; i < len(keys); i += 100 {
+					for _, c := range []*cache.Cache[string]{c, reader} {
+						_, err := c.Get(ctx, "big-shop", keys[i])
+						switch {
+						case err == nil:
+							hits.Add(1)
+						case !errors.Is(err, cache.ErrNotFound):
+							failed.CompareAndSwap(nil, err)
+							return
+						}
 					}
 				}
 			}

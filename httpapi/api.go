@@ -456,6 +456,22 @@ func (a *API) decide(w http.ResponseWriter, r *http.Request, reqs ...ratelimit.R
 	return false
 }
 
+// replaceDecision replaces the recorded decision of the named policy, so
+// that the headers show d instead.
+func (a *API) replaceDecision(r *http.Request, policy string, d ratelimit.Decision) {
+	l := limitsOf(r)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.ds {
+		if l.ds[i].Policy == policy {
+			l.ds[i] = d
+		}
+	}
+}
+
 // retryAfter is the Retry-After of a denial, in whole seconds (at least 1).
 func retryAfter(d ratelimit.Decision) string {
 	if d.Never {

@@ -225,6 +225,9 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	rctx, cancel := a.storeCtx(r.Context())
 	if err := a.limiter.Reset(rctx, a.pol.Login, limitKey); err != nil {
 		a.log.Warn("login: could not give back the login reservation", "err", err.Error())
+	} else if d, err := a.limiter.Peek(rctx, a.pol.Login, limitKey, 1); err == nil {
+		// The headers show the count after the reset, not the reservation.
+		a.replaceDecision(r, a.pol.Login.Name, d)
 	}
 	cancel()
 

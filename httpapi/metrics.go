@@ -13,6 +13,7 @@ import (
 // own (so two servers in one process, as in tests, never collide):
 //
 //	karat_http_requests_total{route,method,code}
+//	karat_http_requests_in_flight
 //	karat_http_request_duration_seconds{route,method}   histogram
 //	karat_cache_requests_total{cache,result}             result: hit, miss, error
 //	karat_ratelimit_decisions_total{policy,decision}     decision: allowed, denied, error
@@ -25,6 +26,7 @@ import (
 type Metrics struct {
 	reg         *prometheus.Registry
 	requests    *prometheus.CounterVec
+	inFlight    prometheus.Gauge
 	durations   *prometheus.HistogramVec
 	cache       *prometheus.CounterVec
 	decisions   *prometheus.CounterVec
@@ -40,6 +42,9 @@ func NewMetrics() *Metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "karat_http_requests_total", Help: "HTTP requests by route template, method and status code.",
 		}, []string{"route", "method", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "karat_http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "karat_http_request_duration_seconds", Help: "HTTP request latency by route template and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
@@ -60,7 +65,7 @@ func NewMetrics() *Metrics {
 			Name: "karat_store_ping_seconds", Help: "Latency of the store's last successful ping.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.durations, m.cache, m.decisions, m.storeErrors, m.storeUp, m.ping,
+	m.reg.MustRegister(m.requests, m.inFlight, m.durations, m.cache, m.decisions, m.storeErrors, m.storeUp, m.ping,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -108,6 +108,10 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			info := &reqInfo{}
 			r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 			rec := &statusRecorder{ResponseWriter: w}
+			if m != nil {
+				m.inFlight.Inc()
+				defer m.inFlight.Dec()
+			}
 			next.ServeHTTP(rec, r)
 			d := time.Since(start)
 			status := rec.status

@@ -110,17 +110,23 @@
 //
 // # Cached validation
 //
-// On a store with store.CachedReader (rueidis), Validate reads the pointer
-// and the record through the client-side cache with Options.MaxStale
-// (default 1 s): a hit costs no round trip, a revocation through any
-// instance is seen by every other within MaxStale, and one through this
-// instance at once (the store reads keys it wrote from the server). Without
-// the capability every validation makes two store reads.
+// Validate first looks the token's HMAC up in an in-process pointer cache
+// (Options.PointerCache entries): a pointer never changes, it is only
+// deleted, and the record decides, so a stale entry can only lead to a
+// record that refuses the token (and the entry is then dropped). It then
+// reads the record. On a store with store.CachedReader (rueidis) both reads
+// go through the client-side cache with Options.MaxStale (default 1 s): a
+// hit costs no round trip, a revocation through any instance is seen by
+// every other within MaxStale, and one through this instance at once (the
+// store reads keys it wrote from the server). Without the capability a
+// validation reads the record from the store (and the pointer, the first
+// time this process sees the token).
 //
 // # What each call costs
 //
-//   - Validate: 2 reads (cached when possible), plus one script when it
-//     records activity; one read more per older secret tried.
+//   - Validate: 1 read of the record (cached when possible), plus the
+//     pointer's the first time this process sees the token (one per secret
+//     tried, newest first), plus one script when it records activity.
 //   - Create: 2 calls (pointer, then the record script). Rotate: 4 (read,
 //     new pointer, script, old pointer). Update, Extend: 1 script after the
 //     pointer read. Revoke: pointer read, script, pointer deletes.

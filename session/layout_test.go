@@ -119,3 +119,68 @@ func TestValidateAllocations(t *testing.T) {
 		t.Errorf("a malformed token allocates %v times", n)
 	}
 }
+
+// Another instance's pointer cache cannot bring back a token rotated away
+// or revoked here: the record decides, and the stale entry is dropped.
+func TestPointerCacheNeverDecides(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	a, err := New(s, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(s, testSecret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := a.Create(ctx, "ann", "shop", Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Validate(ctx, tok); err != nil { // b caches the pointer
+		t.Fatal(err)
+	}
+	fresh, _, err := a.Rotate(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Validate(ctx, tok); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("rotated-away token through a cached pointer: %v", err)
+	}
+	var raw [32]byte
+	parseToken(tok, &raw)
+	var h [64]byte
+	b.hashers[0].sum(&raw, &h)
+	if _, ok := b.ptrs.get(&h); ok {
+		t.Error("the rejected pointer is still cached")
+	}
+	if _, err := b.Validate(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Revoke(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Validate(ctx, fresh); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("revoked token through a cached pointer: %v", err)
+	}
+}
+
+func TestPointerCacheBounded(t *testing.T) {
+	c := newPtrCache(ptrShards * 2)
+	var h [64]byte
+	for i := range 1000 {
+		h[0], h[1] = byte(i), byte(i>>8)
+		c.put(&h, sessionrecPointer(i))
+		if n := c.len(); n > ptrShards*2 {
+			t.Fatalf("%d entries in a cache of %d", n, ptrShards*2)
+		}
+	}
+	if got, ok := c.get(&h); !ok || got != sessionrecPointer(999) {
+		t.Errorf("the last entry put is not there: %+v %v", got, ok)
+	}
+	var none *ptrCache // PointerCache < 0
+	none.put(&h, sessionrecPointer(1))
+	if _, ok := none.get(&h); ok {
+		t.Error("a disabled cache returned an entry")
+	}
+}

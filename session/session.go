@@ -98,6 +98,12 @@ type Options struct {
 	CleanupBatch int
 	// MaxDataSize bounds the encoded app data, in bytes; default 64 KiB.
 	MaxDataSize int
+	// PointerCache is how many token → session pointers this Manager keeps
+	// in memory (about 200 bytes each), so that a validation reads only the
+	// session record; default 65536, negative keeps none. Pointers never
+	// change, and the record decides, so the cache is never stale in a way
+	// that matters.
+	PointerCache int
 }
 
 // Meta is what Create records about a session besides its user and tenant.
@@ -186,6 +192,7 @@ type Manager struct {
 	malformed atomic.Uint64
 	unknown   atomic.Uint64
 	cursor    atomic.Uint64
+	ptrs      *ptrCache
 }
 
 // shard holds the precomputed key prefixes of one shard.
@@ -263,6 +270,12 @@ func New(s store.Store, secrets [][]byte, opts *Options) (*Manager, error) {
 	}
 	if m.maxData <= 0 {
 		m.maxData = DefaultMaxDataSize
+	}
+	switch {
+	case opts.PointerCache == 0:
+		m.ptrs = newPtrCache(1 << 16)
+	case opts.PointerCache > 0:
+		m.ptrs = newPtrCache(opts.PointerCache)
 	}
 	n := opts.Shards
 	if n <= 0 {
@@ -438,6 +451,10 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 	}
 	for _, hs := range m.hashers {
 		hs.sum(&raw, &res.hash)
+		if p, ok := m.ptrs.get(&res.hash); ok {
+			res.ptr = p
+			return nil
+		}
 		pv, err := m.get(ctx, m.ptrKey(&res.hash))
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -450,9 +467,18 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 			break
 		}
 		res.ptr = p
+		m.ptrs.put(&res.hash, p)
 		return nil
 	}
 	m.unknown.Add(1)
+	return ErrNotFound
+}
+
+// reject counts a token whose pointer led to no record that accepts it,
+// and forgets the pointer.
+func (m *Manager) reject(res *resolved) error {
+	m.unknown.Add(1)
+	m.ptrs.drop(&res.hash)
 	return ErrNotFound
 }
 
@@ -461,12 +487,13 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 // asking the store; unknown ones are looked up under each secret. Neither is
 // ever written, and both are counted in Stats.InvalidTokens.
 //
-// On a store with store.CachedReader both reads (the token's pointer and
-// the session record) go through the client-side cache, so a hit costs no
-// round trip; a revocation through another instance is seen within
-// MaxStale, and one through this instance at once. When the recorded
-// activity is older than TouchInterval, Validate records it (one script
-// call), unless the token is a rotated-away one within its grace.
+// The token's pointer comes from this Manager's pointer cache or the store;
+// the session record from the store, through its client-side cache when it
+// has store.CachedReader, so a hit costs no round trip: a revocation through
+// another instance is seen within MaxStale, and one through this instance
+// at once. When the recorded activity is older than TouchInterval,
+// Validate records it (one script call), unless the token is a rotated-away
+// one within its grace.
 func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) {
 	var raw [32]byte
 	if !parseToken(token, &raw) { // before res, which escapes: a malformed token allocates nothing
@@ -480,16 +507,14 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 	sh := m.shardOf(res.ptr.User)
 	rv, err := m.get(ctx, sh.rec+res.ptr.ID)
 	if errors.Is(err, store.ErrNotFound) {
-		m.unknown.Add(1)
-		return nil, ErrNotFound
+		return nil, m.reject(&res)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("karat/session: reading a session: %w", err)
 	}
 	r, ok := sessionrec.Decode(string(rv))
 	if !ok || r.ID != res.ptr.ID || r.User != res.ptr.User {
-		m.unknown.Add(1)
-		return nil, ErrNotFound
+		return nil, m.reject(&res)
 	}
 	now := m.nowMS()
 	inGrace := false
@@ -498,8 +523,7 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 	case r.Prev == string(res.hash[:]) && now < r.PrevUntil:
 		inGrace = true
 	default:
-		m.unknown.Add(1)
-		return nil, ErrNotFound
+		return nil, m.reject(&res)
 	}
 	if now >= r.Deadline() {
 		return nil, ErrNotFound
@@ -620,6 +644,7 @@ func (m *Manager) Rotate(ctx context.Context, token string) (string, *Session, e
 	if keep := min(m.grace, nr.Abs-now); keep > 0 {
 		_, _ = m.s.Expire(ctx, old, time.Duration(keep)*time.Millisecond)
 	} else {
+		m.ptrs.drop(&res.hash)
 		_, _ = m.s.Delete(ctx, old)
 	}
 	return tok, m.session(&nr, false), nil
@@ -673,6 +698,11 @@ func (m *Manager) dropPointers(ctx context.Context, hashes []store.Value) {
 	for _, h := range hashes {
 		if len(h.Bytes) == 0 {
 			continue
+		}
+		if len(h.Bytes) == 64 {
+			var k [64]byte
+			copy(k[:], h.Bytes)
+			m.ptrs.drop(&k)
 		}
 		_, _ = m.s.Delete(ctx, m.ptrKeyOf(string(h.Bytes)))
 	}

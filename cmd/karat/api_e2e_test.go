@@ -163,9 +163,18 @@ func TestAPI(t *testing.T) {
 				t.Run("NoSecretsAtRest", func(t *testing.T) { noSecretsAtRest(t, srv, tg, prefix) })
 			}
 			srv.stop()
-			if logs := srv.stderr.String(); strings.Contains(logs, testPassword) {
+			logs := srv.stderr.String()
+			if strings.Contains(logs, testPassword) {
 				t.Errorf("the password reached the logs")
 			}
+			srv.mu.Lock()
+			for _, tok := range srv.tokens {
+				if strings.Contains(logs, tok) || strings.Contains(logs, tok[:16]) {
+					t.Errorf("a session token reached the logs")
+					break
+				}
+			}
+			srv.mu.Unlock()
 		})
 	}
 }
@@ -313,6 +322,19 @@ func authErrors(t *testing.T, srv *server) {
 	wantStatus(t, c.do("POST", "/v1/auth/login", `{"tenant":"tehran-gold"`), 400, "malformed JSON")
 	wantStatus(t, c.do("POST", "/v1/auth/login", `{}`), 400, "missing fields")
 	wantStatus(t, c.do("POST", "/v1/auth/login", map[string]string{"tenant": "t", "email": strings.Repeat("e", 5000), "password": "p"}), 400, "oversized email")
+	// Hostile tenants and emails: refused as bad credentials or bad input,
+	// never a panic or a 500.
+	for _, tenant := range []string{"*", "{", "}", "a\nb", "\xff\xfe", "tehran-gold\u0000", strings.Repeat("t", 10<<10)} {
+		r := c.login(tenant, "owner@tehran-gold.test\n*", testPassword)
+		if r.status != 401 && r.status != 400 && r.status != 429 {
+			t.Errorf("login with tenant %.20q: %d, want 401, 400 or 429 (the 6th failure)", tenant, r.status)
+		}
+	}
+	wantStatus(t, c.do("POST", "/v1/auth/login", []byte("\xff\xfe{")), 415, "binary body")
+	huge := `{"tenant":"` + strings.Repeat("z", 10<<20) + `"}`
+	if r, err := c.try("POST", "/v1/auth/login", huge); err == nil && r.status != 413 {
+		t.Errorf("10 MB login body: %d, want 413", r.status)
+	}
 	big := `{"tenant":"` + strings.Repeat("z", 100<<10) + `"}`
 	wantStatus(t, c.do("POST", "/v1/auth/login", big), 413, "100 KiB login body")
 	r = c.do("GET", "/v1/nothing-here", nil)
@@ -337,6 +359,9 @@ func tenantIsolation(t *testing.T, srv *server) {
 		"/v1/tenants/%7Btehran-gold%7D/kpis",
 		"/v1/tenants/tehran-gold%2F..%2Fshiraz-silver/kpis",
 		"/v1/tenants/shiraz-silver/invoices",
+		"/v1/tenants/%FF%FE/kpis",
+		"/v1/tenants/a%0Ab/kpis",
+		"/v1/tenants/" + strings.Repeat("x", 10<<10) + "/kpis",
 	} {
 		method := "GET"
 		if strings.HasSuffix(p, "/invoices") {
@@ -382,7 +407,8 @@ func sessionsRoutes(t *testing.T, srv *server) {
 	// Two devices of one user, and another user.
 	a, b, other := srv.client(), srv.client(), srv.client()
 	a.userAgent, b.userAgent = "Mozilla/5.0 Firefox/140.0", "Mozilla/5.0 Chrome/150.0"
-	a.loginOK("shiraz-silver", "owner@shiraz-silver.test")
+	ra := a.do("POST", "/v1/auth/login", map[string]string{"tenant": "shiraz-silver", "email": "owner@shiraz-silver.test", "password": testPassword, "device": "لپ\u200cتاپ فروشگاه"})
+	wantStatus(t, ra, 200, "login with a Persian device label")
 	tokB := b.loginOK("shiraz-silver", "owner@shiraz-silver.test")
 	other.loginOK("shiraz-silver", "clerk@shiraz-silver.test")
 
@@ -400,6 +426,9 @@ func sessionsRoutes(t *testing.T, srv *server) {
 		}
 		if s["current"] == true {
 			currents++
+		}
+		if s["current"] == true && s["device"] != "لپ\u200cتاپ فروشگاه" {
+			t.Errorf("the device label did not round-trip: %q", s["device"])
 		}
 		if s["user_agent"] == "Mozilla/5.0 Chrome/150.0" {
 			idB = s["id"].(string)
@@ -511,8 +540,13 @@ func concurrentFailedLogins(t *testing.T, srv *server) {
 	r := c.login("tehran-gold", "owner@tehran-gold.test", testPassword)
 	wantStatus(t, r, 429, "right password after 5 failures")
 	wantRateLimitHeaders(t, r, "429", "login")
-	// Another email from the same IP is not affected.
+	// Another email from the same IP is not affected, and a successful
+	// login uses no quota: its headers show the whole login limit left.
 	c.loginOK("tehran-gold", "clerk@tehran-gold.test")
+	r = c.login("tehran-gold", "clerk@tehran-gold.test", testPassword)
+	if !strings.Contains(r.header.Get("RateLimit"), `"login";r=5;`) {
+		t.Errorf("after a successful login RateLimit is %q, want login r=5", r.header.Get("RateLimit"))
+	}
 }
 
 func passwordReset(t *testing.T, srv *server) {
@@ -642,5 +676,32 @@ func TestSpoofedForwardedFor(t *testing.T) {
 		c.header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
 		wantStatus(t, c.login("tehran-gold", "owner@tehran-gold.test", "guess"), 401, fmt.Sprintf("proxied attempt %d from its own address", i+1))
 	}
-	var _ = time.Second
+}
+
+// TestRevokeAcrossServers: two karat processes over one Redis (each driver),
+// sharing the session secret and namespace, as two replicas behind a load
+// balancer. A device on the second replica is logged out by revoke-others
+// on the first within the session layer's staleness bound (1 s).
+func TestRevokeAcrossServers(t *testing.T) {
+	for _, tg := range targets(t)[1:] {
+		t.Run(tg.name, func(t *testing.T) {
+			one, prefix := startOn(t, tg)
+			nsName := "karat-e2e:" + strings.TrimSuffix(strings.TrimPrefix(prefix, "karat-e2e:"), ":")
+			two := startServer(t, nil, "--store", tg.url, "--namespace", nsName, "--demo", "--demo-password", testPassword,
+				"--bcrypt-cost", "4", "--session-secret", "0123456789abcdef0123456789abcdef-e2e")
+			a, b := one.client(), two.client()
+			a.loginOK("tehran-gold", "owner@tehran-gold.test")
+			b.loginOK("tehran-gold", "owner@tehran-gold.test")
+			if n := len(b.sessionList()); n != 2 {
+				t.Fatalf("the second replica lists %d sessions, want 2", n)
+			}
+			r := a.do("POST", "/v1/sessions/revoke-others", nil)
+			wantStatus(t, r, 200, "revoke others on the first replica")
+			start := time.Now()
+			eventually(t, 1500*time.Millisecond, "the other replica refusing the revoked session", func() bool {
+				return b.do("GET", "/v1/sessions", nil).status == 401
+			})
+			t.Logf("revocation seen by the other replica after %v", time.Since(start).Round(time.Millisecond))
+		})
+	}
 }

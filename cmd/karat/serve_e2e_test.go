@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/karat-go/karat/internal/redistest"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -82,11 +83,12 @@ func TestServeSIGTERM(t *testing.T) {
 		}
 		slow <- r
 	}()
-	// Wait until the load is under way: the catalogue logs nothing, so
-	// poll the server's own view, the in-flight gauge of Go's HTTP server
-	// being unavailable, by watching that the request has not finished
-	// yet while giving it time to arrive.
-	time.Sleep(300 * time.Millisecond) // let the request reach the server; the assertions do not depend on it
+	// Wait until the request is in flight: the in-flight gauge counts it
+	// and the /metrics request that reads it.
+	eventually(t, 10*time.Second, "the slow request in flight", func() bool {
+		r, err := srv.client().try("GET", "/metrics", nil)
+		return err == nil && strings.Contains(string(r.body), "karat_http_requests_in_flight 2")
+	})
 	if code := srv.stop(); code != 0 {
 		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, srv.stderr.String())
 	}
@@ -126,6 +128,12 @@ func TestServeHealthAndMetrics(t *testing.T) {
 		if !strings.Contains(string(m.body), name) {
 			t.Errorf("/metrics lacks %q", name)
 		}
+	}
+	// The API policy's preset: 100 requests per 15 minutes per client.
+	r = c.do("GET", "/v1/sessions", nil)
+	wantStatus(t, r, http.StatusUnauthorized, "no session")
+	if got := r.header.Get("RateLimit-Policy"); !strings.HasPrefix(got, `"api";q=100;w=900;pk=:`) {
+		t.Errorf("RateLimit-Policy %q, want the api preset 100 per 900 s", got)
 	}
 	wantStatus(t, c.do("GET", "/no/such/route", nil), http.StatusNotFound, "unknown route")
 	wantStatus(t, c.do("DELETE", "/healthz", nil), http.StatusMethodNotAllowed, "wrong method")
@@ -193,6 +201,58 @@ func TestServeReadyzStoreDown(t *testing.T) {
 			})
 			r = c.do("POST", "/v1/auth/login", map[string]string{"tenant": "tehran-gold", "email": "owner@tehran-gold.test", "password": testPassword})
 			wantStatus(t, r, http.StatusOK, "login after recovery")
+		})
+	}
+}
+
+// TestServeStoreStalled: a store that stops answering (a silent network
+// partition: a proxy that holds every byte) makes /readyz 503 within a
+// second, login 503 fast (it fails closed), and no route hang or 500;
+// everything is back once the proxy forwards again. Both drivers.
+func TestServeStoreStalled(t *testing.T) {
+	for _, driver := range []string{"rueidis", "goredis"} {
+		t.Run(driver, func(t *testing.T) {
+			srvRedis := redistest.Single(t)
+			proxy := redistest.NewProxy(t, srvRedis.Addr)
+			srv, _ := startOn(t, target{name: driver, url: "redis://" + proxy.Addr + "?driver=" + driver, redis: srvRedis.Addr})
+			c := srv.client()
+			c.loginOK("tehran-gold", "owner@tehran-gold.test")
+			wantStatus(t, c.do("GET", "/v1/tenants/tehran-gold/kpis", nil), http.StatusOK, "kpis before the stall")
+
+			proxy.Stall()
+			timed := func(method, path string, body any) (*resp, time.Duration) {
+				start := time.Now()
+				r := c.do(method, path, body)
+				return r, time.Since(start)
+			}
+			r, el := timed("GET", "/readyz", nil)
+			wantStatus(t, r, http.StatusServiceUnavailable, "readyz with the store stalled")
+			if el > time.Second {
+				t.Errorf("readyz took %v with the store stalled, want < 1s", el)
+			}
+			r, el = timed("POST", "/v1/auth/login", map[string]string{"tenant": "tehran-gold", "email": "clerk@tehran-gold.test", "password": testPassword})
+			wantStatus(t, r, http.StatusServiceUnavailable, "login with the store stalled (fails closed)")
+			if el > 2*time.Second {
+				t.Errorf("login took %v with the store stalled", el)
+			}
+			for _, p := range []string{"/v1/sessions", "/v1/tenants/tehran-gold/customers/1", "/v1/tenants/tehran-gold/kpis"} {
+				r, el = timed("GET", p, nil)
+				if r.status != http.StatusServiceUnavailable && r.status != http.StatusOK {
+					t.Errorf("%s with the store stalled: %d, want 503 (or 200 from a bounded cache)", p, r.status)
+				}
+				if el > 2*time.Second {
+					t.Errorf("%s took %v with the store stalled", p, el)
+				}
+			}
+			proxy.Resume()
+			eventually(t, 20*time.Second, "readyz back after the stall", func() bool {
+				r, err := c.try("GET", "/readyz", nil)
+				return err == nil && r.status == http.StatusOK
+			})
+			eventually(t, 10*time.Second, "login back after the stall", func() bool {
+				r, err := c.try("POST", "/v1/auth/login", map[string]string{"tenant": "tehran-gold", "email": "clerk@tehran-gold.test", "password": testPassword})
+				return err == nil && r.status == http.StatusOK
+			})
 		})
 	}
 }
