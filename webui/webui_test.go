@@ -335,3 +335,32 @@ func TestNewNeedsAnAPI(t *testing.T) {
 		t.Fatal("New(nil) returned no error")
 	}
 }
+
+func TestSignOutOwnAndUnknownDevice(t *testing.T) {
+	s := newSite(t, nil)
+	c := s.client(t)
+	c.signIn("tehran-gold", "owner@tehran-gold.test")
+	if p := c.post("/devices/signout", url.Values{"id": {"not-a-session"}}); p.header.Get("Location") != "/devices?gone=1" {
+		t.Errorf("unknown id: to %q", p.header.Get("Location"))
+	}
+	if p := c.get("/devices?gone=1"); !strings.Contains(p.body, "That session had already ended.") {
+		t.Error("no 'already ended' message")
+	}
+	body := c.get("/devices").body
+	i := strings.Index(body, `data-session="`)
+	if i < 0 {
+		t.Fatal("no session on the devices page")
+	}
+	id := body[i+len(`data-session="`):]
+	id = id[:strings.IndexByte(id, '"')]
+	p := c.post("/devices/signout", url.Values{"id": {id}})
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/signin?signedout=1" {
+		t.Fatalf("signing this device out: %d to %q", p.status, p.header.Get("Location"))
+	}
+	if c.cookie() != nil {
+		t.Error("the cookie survived signing this device out")
+	}
+	if p := c.get("/devices"); p.status != http.StatusSeeOther {
+		t.Errorf("devices after signing this device out: %d", p.status)
+	}
+}
