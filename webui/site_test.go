@@ -39,7 +39,7 @@ type siteOptions struct {
 	noHealth bool
 }
 
-func newSite(t *testing.T, o *siteOptions) *site {
+func newSite(t testing.TB, o *siteOptions) *site {
 	t.Helper()
 	if o == nil {
 		o = &siteOptions{}
@@ -91,13 +91,13 @@ func newSite(t *testing.T, o *siteOptions) *site {
 // client is a cookie-keeping HTTP client of a site that does not follow
 // redirects, so that tests see each answer.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	hc   *http.Client
 	ua   string
 }
 
-func (s *site) client(t *testing.T) *client {
+func (s *site) client(t testing.TB) *client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, base: s.URL, ua: "webui-test/1.0", hc: &http.Client{
