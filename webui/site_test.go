@@ -2,6 +2,8 @@ package webui_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"github.com/karat-go/karat/drivers"
 	"github.com/karat-go/karat/httpapi"
 	"github.com/karat-go/karat/httpapi/demo"
+	"github.com/karat-go/karat/store"
 	"github.com/karat-go/karat/webui"
 )
 
@@ -33,6 +36,9 @@ type site struct {
 }
 
 type siteOptions struct {
+	// storeURL is the store to open; default memory://. Anything else runs
+	// under a namespace of its own whose keys are deleted at the end.
+	storeURL string
 	api      httpapi.Options
 	ui       webui.Options
 	delay    time.Duration
@@ -45,11 +51,23 @@ func newSite(t testing.TB, o *siteOptions) *site {
 		o = &siteOptions{}
 	}
 	ctx := context.Background()
-	s, err := drivers.Open(ctx, "memory://")
+	storeURL := o.storeURL
+	if storeURL == "" {
+		storeURL = "memory://"
+	}
+	s, err := drivers.Open(ctx, storeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	aopts := o.api
+	if storeURL != "memory://" {
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:])
+		ns := store.MustNamespace("karat-webui-test", hex.EncodeToString(rnd[:]))
+		aopts.Namespace = ns
+		t.Cleanup(func() { deleteUnder(t, s, ns.Prefix()) })
+	}
 	users, err := demo.NewUsers(testPassword, 4)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +84,6 @@ func newSite(t testing.TB, o *siteOptions) *site {
 		health = httpapi.NewHealth(s, &httpapi.HealthOptions{Logger: logger, Metrics: metrics})
 		health.Check(ctx)
 	}
-	aopts := o.api
 	aopts.SessionSecrets = [][]byte{[]byte("a test session secret of 32 bytes or more")}
 	aopts.Metrics, aopts.Health, aopts.Logger = metrics, health, logger
 	api, err := httpapi.New(s, users, cat, &aopts)
@@ -86,6 +103,29 @@ func newSite(t testing.TB, o *siteOptions) *site {
 	srv := httptest.NewServer(httpapi.Observe(logger, metrics)(r))
 	t.Cleanup(srv.Close)
 	return &site{URL: srv.URL, srv: srv, api: api, catalog: cat}
+}
+
+// deleteUnder deletes every key under prefix (the test's namespace).
+func deleteUnder(t testing.TB, s store.Store, prefix string) {
+	t.Helper()
+	sc, ok := store.Capability[store.Scanner](s)
+	if !ok {
+		t.Error("the store cannot scan: keys left behind")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := sc.Scan(ctx, prefix, func(keys []string) error {
+		for _, k := range keys {
+			if _, err := s.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("deleting the test's keys: %v", err)
+	}
 }
 
 // client is a cookie-keeping HTTP client of a site that does not follow

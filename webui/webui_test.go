@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/karat-go/karat/httpapi"
+	"github.com/karat-go/karat/internal/redistest"
 	"github.com/karat-go/karat/ratelimit"
 	"github.com/karat-go/karat/webui"
 )
@@ -362,5 +363,61 @@ func TestSignOutOwnAndUnknownDevice(t *testing.T) {
 	}
 	if p := c.get("/devices"); p.status != http.StatusSeeOther {
 		t.Errorf("devices after signing this device out: %d", p.status)
+	}
+}
+
+// While the store does not answer, pages say so (503, in words, with
+// Retry-After), never hang and never show a raw problem; they come back by
+// themselves. A real Redis behind a proxy that stalls.
+func TestStoreDownPagesSayWhen(t *testing.T) {
+	rs := redistest.Single(t)
+	for _, driver := range []string{"", "?driver=goredis"} {
+		t.Run("driver="+strings.TrimPrefix(driver, "?driver="), func(t *testing.T) {
+			px := redistest.NewProxy(t, rs.Addr)
+			s := newSite(t, &siteOptions{storeURL: "redis://" + px.Addr + driver})
+			c := s.client(t)
+			c.signIn("tehran-gold", "owner@tehran-gold.test")
+			if p := c.get("/shop"); p.status != http.StatusOK {
+				t.Fatalf("shop before the outage: %d", p.status)
+			}
+			other := s.client(t)
+
+			px.Stall()
+			for _, path := range []string{"/devices", "/dashboard"} {
+				// A driver with client-side caching (rueidis) may answer
+				// reads from its cache for a moment (the session layer's
+				// MaxStale): poll until the page meets the store.
+				deadline := time.Now().Add(15 * time.Second)
+				for {
+					p := c.get(path)
+					if p.status == http.StatusOK && time.Now().Before(deadline) {
+						continue
+					}
+					if p.status != http.StatusServiceUnavailable || !strings.HasPrefix(p.header.Get("Content-Type"), "text/html") ||
+						p.header.Get("Retry-After") == "" || !strings.Contains(p.body, "does not answer") {
+						t.Errorf("%s while the store is down: %d %s %.300s", path, p.status, p.header.Get("Content-Type"), p.body)
+					}
+					break
+				}
+			}
+			p := other.post("/signin", url.Values{"tenant": {"tehran-gold"}, "email": {"clerk@tehran-gold.test"}, "password": {testPassword}})
+			if p.status != http.StatusServiceUnavailable || !strings.Contains(p.body, "does not answer") || !strings.Contains(p.body, `id="password"`) {
+				t.Errorf("sign in while the store is down: %d %.300s", p.status, p.body)
+			}
+			if other.cookie() != nil {
+				t.Error("a sign-in while the store was down set a cookie")
+			}
+			px.Resume()
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				p := c.get("/devices")
+				if p.status == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/devices after the store came back: still %d", p.status)
+				}
+			}
+		})
 	}
 }
