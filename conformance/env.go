@@ -184,3 +184,18 @@ func (e *env) skipUnless(name string) {
 		e.t.Skipf("capability %q not declared by this harness", name)
 	}
 }
+
+// needCap skips the case unless the harness declares capability name, and
+// returns the store's T. A harness that declares the capability for a store
+// that lacks it fails the case with a message that says so (and the suite
+// goes on to the next case).
+func needCap[T any](e *env, s store.Store, name string) T {
+	e.t.Helper()
+	e.skipUnless(name)
+	c, ok := store.Capability[T](s)
+	if !ok {
+		e.t.Fatalf("the harness declares capability %q but its store (%T) does not offer it (store.Capability[%T] found nothing): fix the harness's Capabilities or the driver",
+			name, s, (*T)(nil))
+	}
+	return c
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -108,10 +107,10 @@ var worker struct {
 func workerBinary(t *testing.T) string {
 	t.Helper()
 	worker.once.Do(func() {
-		goCmd, err := exec.LookPath("go")
+		goCmd, err := exec.LookPath("go") // go test puts its GOROOT/bin first on PATH
 		if err != nil {
-			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
-			if _, statErr := os.Stat(goCmd); statErr != nil {
+			goCmd = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+			if _, statErr := os.Stat(goCmd); os.Getenv("GOROOT") == "" || statErr != nil {
 				worker.err = fmt.Errorf("%w: no go command to build the worker (%v)", errors.ErrUnsupported, err)
 				return
 			}

@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/karat-go/karat/drivers/goredisstore"
 	"github.com/karat-go/karat/drivers/memstore"
 	"github.com/karat-go/karat/store"
 )
@@ -32,77 +36,161 @@ type ScriptCase struct {
 	Equal func(target, reference store.Value) bool
 }
 
-// CheckScript runs s on every case twice: on a store from h (the Lua body, on
-// a Redis driver) and on a reference memory store (the Go body), and
-// compares the two results, and the two resulting states of the case's keys
-// (type, value, TTL). It also checks that a case that fails writes nothing,
-// on either side. When h is a Clock, both clocks are set to the same instant
-// far from now, so a body that reads the machine's clock instead of the
-// store's is caught; otherwise the reference clock is set to the server's
-// TIME just before the call and TTLs are compared to within a second.
+// CheckScript runs s on every case twice, the Lua body against the Go body,
+// and compares the two results and the two resulting states: type, value
+// and TTL of EVERY key under the case's prefix (found with the stores'
+// Scanner), so a body that writes a key it did not declare is caught. It
+// also checks that a case that fails writes nothing, on either side.
+//
+// The Lua body runs on a store from h; the Go body on a reference memory
+// store. When h's store is the memory driver (which runs Go bodies only),
+// the Lua body runs on a miniredis server instead (gopher-lua), so that a
+// disagreement is caught by go test without a Redis server.
+//
+// Time: when h is a Clock (or on miniredis), both clocks are set to the same
+// instant far from now, so a body that reads the machine's clock instead of
+// the store's is caught, and TTLs must agree to the millisecond. Otherwise
+// the reference clock is set to the server's TIME just before the setup, and
+// a TTL on the server may be shorter than the reference's by at most the
+// time the case took from there to its snapshot (plus a millisecond of
+// rounding), never longer.
+//
+// Keys: the case's names become store.TaggedKey(prefix, name) for a random
+// prefix of the case's own, so they share one hash tag and every key whose
+// name begins with "{prefix}" is compared and deleted at the end.
 func CheckScript(t *testing.T, h Harness, s *store.Script, cases []ScriptCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			ctx := context.Background()
-			target, err := h.MakeStore(ctx)
-			require.NoError(t, err)
-			refClock := memstore.NewFakeClock(farTime)
-			ref := memstore.New(&memstore.Options{Clock: refClock})
-			defer ref.Close()
-
-			prefix := randomPrefix()
-			keys := make([]string, len(c.Keys))
-			for i, name := range c.Keys {
-				keys[i], err = store.TaggedKey(prefix, name)
-				require.NoError(t, err)
-			}
-			defer func() {
-				if len(keys) > 0 {
-					if _, err := target.Delete(context.Background(), keys...); err != nil {
-						t.Errorf("cleanup: %v", err)
-					}
-				}
-			}()
-
-			tolerance := time.Second
-			clock, hasClock := h.(Clock)
-			if hasClock {
-				clock.SetNow(farTime)
-				tolerance = 0
-			} else {
-				// Before the setup, so that TTLs it sets count from the same now.
-				now, err := storeNow(ctx, target)
-				require.NoError(t, err, "reading the target's clock")
-				refClock.Set(now)
-			}
-			if c.Setup != nil {
-				require.NoError(t, c.Setup(ctx, target, keys), "setup on the target")
-				require.NoError(t, c.Setup(ctx, ref, keys), "setup on the reference")
-			}
-			before := snapshot(t, ctx, target, keys)
-			requireSameState(t, before, snapshot(t, ctx, ref, keys), tolerance, "after setup")
-
-			got, gotErr := target.Eval(ctx, s, keys, c.Args...)
-			want, wantErr := ref.Eval(ctx, s, keys, c.Args...)
-			if msg := sameError(gotErr, wantErr); msg != "" {
-				t.Fatalf("%s %s: Lua and Go bodies fail differently: %s\n  Lua: %v\n  Go:  %v", s.Name(), c.Name, msg, gotErr, wantErr)
-			}
-			if gotErr == nil {
-				eq := c.Equal
-				if eq == nil {
-					eq = store.Value.Equal
-				}
-				if !eq(got, want) {
-					t.Errorf("%s %s: results differ\n  Lua: %s\n  Go:  %s", s.Name(), c.Name, got, want)
-				}
-			}
-			after := snapshot(t, ctx, target, keys)
-			requireSameState(t, after, snapshot(t, ctx, ref, keys), tolerance, "after the call (Lua state vs Go state)")
-			if gotErr != nil {
-				requireSameState(t, after, before, tolerance, "the failed call wrote something")
-			}
+			checkScriptCase(t, h, s, c)
 		})
+	}
+}
+
+// tb is what CheckScript needs of a *testing.T, so that a test can check
+// that a wrong script pair fails it.
+type tb interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	FailNow()
+	Logf(format string, args ...any)
+}
+
+// miniredisClock is Clock for a miniredis server.
+type miniredisClock struct{ m *miniredis.Miniredis }
+
+func (c miniredisClock) SetNow(t time.Time)      { c.m.SetTime(t) }
+func (c miniredisClock) Advance(d time.Duration) { c.m.FastForward(d) }
+
+// luaTarget returns the store CheckScript runs Lua bodies on: h's store, or
+// for the memory driver a store over a fresh miniredis, with its clock.
+func luaTarget(t tb, ctx context.Context, h Harness) (s store.Store, clock Clock, done func()) {
+	t.Helper()
+	target, err := h.MakeStore(ctx)
+	require.NoError(t, err)
+	var mem *memstore.Store
+	if !target.As(&mem) {
+		clock, _ := h.(Clock)
+		return target, clock, func() {}
+	}
+	m := miniredis.NewMiniRedis()
+	require.NoError(t, m.Start(), "starting miniredis to run Lua bodies")
+	lua := goredisstore.New(redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true}),
+		&goredisstore.Options{CloseClient: true})
+	return lua, miniredisClock{m}, func() { lua.Close(); m.Close() }
+}
+
+func checkScriptCase(t tb, h Harness, s *store.Script, c ScriptCase) {
+	t.Helper()
+	ctx := context.Background()
+	target, clock, done := luaTarget(t, ctx, h)
+	defer done()
+	refClock := memstore.NewFakeClock(farTime)
+	ref := memstore.New(&memstore.Options{Clock: refClock})
+	defer ref.Close()
+
+	prefix := randomPrefix()
+	scope := "{" + prefix + "}" // what every key of the case begins with
+	keys := make([]string, len(c.Keys))
+	for i, name := range c.Keys {
+		var err error
+		keys[i], err = store.TaggedKey(prefix, name)
+		require.NoError(t, err)
+	}
+	defer deleteScope(t, target, scope, keys)
+	if _, ok := store.Capability[store.Scanner](target); !ok {
+		t.Logf("%s %s: the target has no Scanner: only the declared keys are compared", s.Name(), c.Name)
+	}
+
+	// cmp bounds how much shorter (lo) or longer (hi) a TTL on the target
+	// may be than on the reference.
+	var cmp func() ttlBounds
+	if clock != nil {
+		clock.SetNow(farTime)
+		cmp = func() ttlBounds { return ttlBounds{} }
+	} else {
+		began := time.Now()
+		// Before the setup, so that TTLs it sets count from the same now.
+		now, err := storeNow(ctx, target)
+		require.NoError(t, err, "reading the target's clock")
+		refClock.Set(now)
+		cmp = func() ttlBounds {
+			return ttlBounds{lo: time.Since(began) + time.Millisecond, hi: time.Millisecond}
+		}
+	}
+	if c.Setup != nil {
+		require.NoError(t, c.Setup(ctx, target, keys), "setup on the target")
+		require.NoError(t, c.Setup(ctx, ref, keys), "setup on the reference")
+	}
+	before := snapshot(t, ctx, target, scope, keys)
+	requireSameState(t, before, snapshot(t, ctx, ref, scope, keys), cmp(), "after setup (target vs reference)")
+
+	got, gotErr := target.Eval(ctx, s, keys, c.Args...)
+	want, wantErr := ref.Eval(ctx, s, keys, c.Args...)
+	if msg := sameError(gotErr, wantErr); msg != "" {
+		t.Fatalf("%s %s: Lua and Go bodies fail differently: %s\n  Lua: %v\n  Go:  %v", s.Name(), c.Name, msg, gotErr, wantErr)
+	}
+	if gotErr == nil {
+		eq := c.Equal
+		if eq == nil {
+			eq = store.Value.Equal
+		}
+		if !eq(got, want) {
+			t.Errorf("%s %s: results differ\n  Lua: %s\n  Go:  %s", s.Name(), c.Name, got, want)
+		}
+	}
+	after := snapshot(t, ctx, target, scope, keys)
+	requireSameState(t, after, snapshot(t, ctx, ref, scope, keys), cmp(), "after the call (Lua state vs Go state)")
+	if gotErr != nil {
+		requireSameState(t, after, before, cmp(), "the failed call wrote something")
+	}
+}
+
+// deleteScope deletes the declared keys and every key under scope the
+// target's Scanner finds (undeclared writes included).
+func deleteScope(t tb, s store.Store, scope string, declared []string) {
+	t.Helper()
+	ctx := context.Background()
+	keys := map[string]bool{}
+	for _, k := range declared {
+		keys[k] = true
+	}
+	if sc, ok := store.Capability[store.Scanner](s); ok {
+		if err := sc.Scan(ctx, scope, func(batch []string) error {
+			for _, k := range batch {
+				keys[k] = true
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("cleanup: scanning %q: %v", scope, err)
+		}
+	}
+	for k := range keys {
+		if _, err := s.Delete(ctx, k); err != nil {
+			t.Errorf("cleanup: deleting %q: %v", k, err)
+			return
+		}
 	}
 }
 
@@ -150,13 +238,25 @@ type keyState struct {
 	TTL  time.Duration
 }
 
-func snapshot(t *testing.T, ctx context.Context, s store.Store, keys []string) []keyState {
+// snapshot returns the state of the declared keys and of every key under
+// scope that s's Scanner finds.
+func snapshot(t tb, ctx context.Context, s store.Store, scope string, declared []string) map[string]keyState {
 	t.Helper()
-	out := make([]keyState, len(keys))
-	for i, k := range keys {
+	keys := append([]string(nil), declared...)
+	if sc, ok := store.Capability[store.Scanner](s); ok {
+		require.NoError(t, sc.Scan(ctx, scope, func(batch []string) error {
+			keys = append(keys, batch...)
+			return nil
+		}), "scanning %q", scope)
+	}
+	out := make(map[string]keyState, len(keys))
+	for _, k := range keys {
+		if _, done := out[k]; done {
+			continue
+		}
 		ttl, err := s.TTL(ctx, k)
 		if errors.Is(err, store.ErrNotFound) {
-			out[i] = keyState{Kind: "missing"}
+			out[k] = keyState{Kind: "missing"}
 			continue
 		}
 		require.NoError(t, err)
@@ -175,24 +275,45 @@ func snapshot(t *testing.T, ctx context.Context, s store.Store, keys []string) [
 		default:
 			require.NoError(t, err)
 		}
-		out[i] = st
+		out[k] = st
 	}
 	return out
 }
 
-func requireSameState(t *testing.T, a, b []keyState, tolerance time.Duration, what string) {
+// ttlBounds: a TTL on one side (a) may be shorter than on the other (b) by
+// at most lo and longer by at most hi.
+type ttlBounds struct{ lo, hi time.Duration }
+
+// requireSameState fails unless every key of a or b is in the same state on
+// both sides (a key one side lacks is missing there).
+func requireSameState(t tb, a, b map[string]keyState, bounds ttlBounds, what string) {
 	t.Helper()
-	for i := range a {
-		x, y := a[i], b[i]
-		d := x.TTL - y.TTL
-		if d < 0 {
-			d = -d
+	names := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		names = append(names, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			names = append(names, k)
 		}
-		ttlOK := d <= tolerance && (x.TTL == 0) == (y.TTL == 0)
+	}
+	slices.Sort(names)
+	missing := keyState{Kind: "missing"}
+	for _, k := range names {
+		x, ok := a[k]
+		if !ok {
+			x = missing
+		}
+		y, ok := b[k]
+		if !ok {
+			y = missing
+		}
+		d := x.TTL - y.TTL
+		ttlOK := -bounds.lo <= d && d <= bounds.hi && (x.TTL == 0) == (y.TTL == 0)
 		xs, ys := x, y
 		xs.TTL, ys.TTL = 0, 0
-		if !assert.Equal(t, xs, ys, "key %d: %s", i, what) || !ttlOK {
-			t.Fatalf("key %d: %s: %+v vs %+v (TTL tolerance %v)", i, what, x, y, tolerance)
+		if !assert.Equal(t, xs, ys, "key %q: %s", k, what) || !ttlOK {
+			t.Fatalf("key %q: %s: %+v vs %+v (the first TTL may be shorter by %v, longer by %v)", k, what, x, y, bounds.lo, bounds.hi)
 		}
 	}
 }

@@ -13,17 +13,19 @@ import (
 	"github.com/karat-go/karat/store"
 )
 
-// TestSentinelSmoke and TestTLSSmoke open each Redis driver over Sentinel and
-// over TLS by URL and run a few operations: the full suite runs on the
-// single-node and cluster targets; these prove the connection paths.
-func TestSentinelSmoke(t *testing.T) {
+// TestConformanceSentinel and TestConformanceTLS open each Redis driver over
+// Sentinel and over TLS by URL and run a few operations: the full suite runs
+// on the single-node and cluster targets; these prove the connection paths.
+// Their names start with TestConformance, so go test -run Conformance runs
+// them too, but not with TestConformance/ (the matrix of targets).
+func TestConformanceSentinel(t *testing.T) {
 	sn := redistest.SentinelServers(t)
 	for _, driver := range []string{"rueidis", "goredis"} {
 		t.Run(driver, func(t *testing.T) { smoke(t, sn.URL+"?driver="+driver) })
 	}
 }
 
-func TestTLSSmoke(t *testing.T) {
+func TestConformanceTLS(t *testing.T) {
 	srv := redistest.TLSServers(t)
 	for _, driver := range []string{"rueidis", "goredis"} {
 		t.Run(driver, func(t *testing.T) { smoke(t, srv.URL+"&driver="+driver) })

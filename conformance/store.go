@@ -44,6 +44,7 @@ var storeCases = []storeCase{
 	{"TTLRules", testTTLRules},
 	{"NegativeTTLWritesNothing", testNegativeTTL},
 	{"SubMillisecondTTL", testSubMillisecondTTL},
+	{"TTLOverflow", testTTLOverflow},
 	{"Expiry", testExpiry},
 	{"InvalidKeys", testInvalidKeys},
 	{"HostileKeys", testHostileKeys},
@@ -54,6 +55,7 @@ var storeCases = []storeCase{
 	{"ScriptContention", testScriptContention},
 	{"CanceledContext", testCanceledContext},
 	{"StalledServer", testStalledServer},
+	{"DeadlineWhileBusy", testDeadlineWhileBusy},
 	{"Close", testClose},
 	{"UserClientStaysOpen", testUserClientStaysOpen},
 	{"CachedReads", testCachedReads},
@@ -820,10 +822,8 @@ func testUserClientStaysOpen(e *env) {
 }
 
 func testCachedReads(e *env) {
-	e.skipUnless(store.CapCachedReads)
+	a := needCap[store.CachedReader](e, e.s, store.CapCachedReads)
 	t, ctx := e.t, e.ctx
-	a, _ := store.Capability[store.CachedReader](e.s)
-	require.NotNil(t, a)
 	const maxStale = time.Minute
 	k := e.key("ryw")
 	_, err := a.GetCached(ctx, k, maxStale)
@@ -865,9 +865,8 @@ func testCachedReads(e *env) {
 }
 
 func testCachedReadsOtherWriter(e *env) {
-	e.skipUnless(store.CapCachedReads)
+	a := needCap[store.CachedReader](e, e.s, store.CapCachedReads)
 	t, ctx := e.t, e.ctx
-	a, _ := store.Capability[store.CachedReader](e.s)
 	b := e.newStore()
 	for _, maxStale := range []time.Duration{300 * time.Millisecond, 50 * time.Millisecond} {
 		k := e.key("other-" + maxStale.String())
@@ -905,7 +904,7 @@ func testCachedReadsOtherWriter(e *env) {
 // connection goes silent, so that no invalidation can reach it: after
 // maxStale, GetCached returns the new value or an error, never the old one.
 func testCachedReadsPartition(e *env) {
-	e.skipUnless(store.CapCachedReads)
+	needCap[store.CachedReader](e, e.s, store.CapCachedReads)
 	pt, ok := e.h.(Partitioner)
 	if !ok {
 		e.t.Skip("harness is not a Partitioner: it cannot cut the reader off alone")
@@ -916,8 +915,7 @@ func testCachedReadsPartition(e *env) {
 		t.Skipf("harness cannot stall this target: %v", err)
 	}
 	require.NoError(t, err)
-	a, ok := store.Capability[store.CachedReader](s)
-	require.True(t, ok, "the stalled store reads through a cache too")
+	a := needCap[store.CachedReader](e, s, store.CapCachedReads) // the partitioned store too
 	b := e.newStore()
 	const maxStale = 300 * time.Millisecond
 	k := e.key("partitioned")
@@ -956,9 +954,8 @@ func testCachedReadsPartition(e *env) {
 }
 
 func testScan(e *env) {
-	e.skipUnless(store.CapScan)
+	sc := needCap[store.Scanner](e, e.s, store.CapScan)
 	t, ctx := e.t, e.ctx
-	sc, _ := store.Capability[store.Scanner](e.s)
 	want := map[string]bool{}
 	for i := range 60 {
 		k := e.key("scan:" + strconv.Itoa(i)) // ':' is encoded: the prefix below is literal
@@ -995,9 +992,8 @@ func testScan(e *env) {
 }
 
 func testStats(e *env) {
-	e.skipUnless(store.CapStats)
+	sr := needCap[store.StatsReporter](e, e.s, store.CapStats)
 	t, ctx := e.t, e.ctx
-	sr, _ := store.Capability[store.StatsReporter](e.s)
 	k := e.key("k")
 	before := sr.Stats()
 	_, _ = e.s.Get(ctx, k)

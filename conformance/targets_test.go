@@ -26,8 +26,8 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 
 // TestConformance runs every suite (store and layers) on every target. Targets that need a
 // server get it from internal/redistest (or KARAT_REDIS_URL /
-// KARAT_REDIS_CLUSTER_URL); without one they skip loudly, or fail under
-// KARAT_REQUIRE_REDIS=1.
+// KARAT_REDIS_CLUSTER_URL); without one they fail, saying how to install
+// redis-server, or skip loudly under KARAT_SKIP_REDIS=1.
 func TestConformance(t *testing.T) {
 	all := []string{store.CapCachedReads, store.CapScan, store.CapStats, store.CapUsage}
 	noCache := []string{store.CapScan, store.CapStats, store.CapUsage}
@@ -232,8 +232,11 @@ func (h *redisHarness) StalledStore(ctx context.Context) (store.Store, func(), e
 }
 
 func (h *redisHarness) PartitionedStore(ctx context.Context) (store.Store, func(), error) {
-	if h.proxyTo == "" {
-		return nil, nil, fmt.Errorf("no single server to put a proxy in front of (cluster clients go around one, and CLIENT PAUSE would stall the writer too): %w", errors.ErrUnsupported)
+	switch {
+	case len(h.pause) > 0:
+		return nil, nil, fmt.Errorf("a cluster cannot be partitioned for one client (its clients go around a proxy, and CLIENT PAUSE would stall the writer too): %w", errors.ErrUnsupported)
+	case h.proxyTo == "":
+		return nil, nil, fmt.Errorf("this harness knows the server only by URL (TestExternal), not an address to put a proxy in front of: %w", errors.ErrUnsupported)
 	}
 	p := redistest.NewProxy(h.t, h.proxyTo)
 	_, rest, _ := strings.Cut(h.url, "://")

@@ -21,6 +21,12 @@
 // up to a whole millisecond (Redis keeps milliseconds; rounding up means a key
 // never expires before it was asked to and a sub-millisecond TTL never turns
 // into "no expiry"); ttl == 0 means no expiry; ttl < 0 is [ErrInvalidTTL].
+// A ttl above [MaxTTL] (about 292 years, the largest whole-millisecond
+// Duration), math.MaxInt64 as "forever" included, is clamped to MaxTTL: the
+// key is kept and TTL reports at most MaxTTL. Clamping, not an error, is the
+// rule because Redis accepts such TTLs and "a huge ttl" is a common way to
+// say "practically never"; MaxTTL, not Redis's own limit, because TTL must
+// return it as a Duration.
 //
 // This package imports the standard library only.
 package store

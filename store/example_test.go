@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"time"
 
 	"github.com/karat-go/karat/drivers/memstore"
 	"github.com/karat-go/karat/store"
@@ -67,4 +69,19 @@ return cur`,
 	// 5
 	// 9
 	// BADARG x
+}
+
+// A ttl above store.MaxTTL, such as math.MaxInt64 for "forever", is clamped
+// to MaxTTL: the key is kept for about 292 years, on every driver.
+func ExampleMaxTTL() {
+	clock := memstore.NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := memstore.New(&memstore.Options{Clock: clock})
+	defer s.Close()
+	ctx := context.Background()
+	_ = s.Set(ctx, "k", []byte("v"), math.MaxInt64)
+	clock.Advance(100 * 365 * 24 * time.Hour)
+	ttl, err := s.TTL(ctx, "k")
+	fmt.Println(err, ttl == store.MaxTTL-100*365*24*time.Hour)
+	// Output:
+	// <nil> true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -37,7 +38,9 @@ type Script struct {
 }
 
 // NewScript returns a script with a name (used in errors and metrics), its Lua
-// source, and its Go body.
+// source, and its Go body. A nil run makes a Lua-only script, which only the
+// Redis drivers can run: Run, and so the memory driver's Eval, then fail with
+// an error that is errors.ErrUnsupported. Layers must give both bodies.
 func NewScript(name, lua string, run ScriptFunc) *Script {
 	sum := sha1.Sum([]byte(lua))
 	return &Script{name: name, lua: lua, sha: hex.EncodeToString(sum[:]), run: run}
@@ -53,8 +56,12 @@ func (s *Script) Lua() string { return s.lua }
 func (s *Script) SHA1() string { return s.sha }
 
 // Run calls the Go body. Drivers that execute scripts in Go call it with a view
-// limited to keys.
+// limited to keys. A script without a Go body gives an error that is
+// errors.ErrUnsupported.
 func (s *Script) Run(v ScriptView, keys, args []string) (Value, error) {
+	if s.run == nil {
+		return Value{}, fmt.Errorf("karat/store: script %q has no Go body, so it runs only on Redis: %w", s.name, errors.ErrUnsupported)
+	}
 	return s.run(v, keys, args)
 }
 

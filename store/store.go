@@ -19,7 +19,7 @@ import (
 //   - Values are arbitrary bytes. An empty value is stored and read back as a
 //     non-nil empty slice, distinct from a missing key.
 //   - TTL rules are in the package doc: > 0 expires (rounded up to a whole
-//     millisecond), 0 never expires, < 0 is ErrInvalidTTL.
+//     millisecond, clamped to MaxTTL), 0 never expires, < 0 is ErrInvalidTTL.
 //   - After Close, every method returns ErrClosed.
 type Store interface {
 	// Get returns the value of a string key, or ErrNotFound. A hash key gives

@@ -589,6 +589,13 @@ func adminStats(t *testing.T, srv *server) {
 			t.Errorf("admin stats lack %q: %s", k, r.body)
 		}
 	}
+	st, _ := m["store"].(map[string]any)
+	if h, _ := st["health"].(map[string]any); h["up"] != true {
+		t.Errorf("admin stats: store health %v", st["health"])
+	}
+	if u, _ := st["usage"].(map[string]any); u == nil || u["Keys"].(float64) < 1 {
+		t.Errorf("admin stats: store usage %v", st["usage"])
+	}
 	if live, _ := m["sessions"].(map[string]any)["Live"].(float64); live < 2 {
 		t.Errorf("admin stats: %v live sessions, want >= 2", live)
 	}

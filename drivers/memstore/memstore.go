@@ -30,6 +30,17 @@
 //     that contention a key may be evicted slightly out of LRU order; without
 //     it the order is exact.
 //   - Values are copied in and out.
+//   - A call that waits for a shard another call holds (a long script body)
+//     parks on a channel, never spinning, and stops waiting when its context
+//     is done: a passed deadline returns an error that is both
+//     store.ErrUnavailable and context.DeadlineExceeded (as a Redis driver's
+//     call to a busy server does), a cancellation context.Canceled. Close
+//     does not wait for running calls: waiting calls return store.ErrClosed,
+//     and a held shard's keys are dropped when its holder lets go.
+//   - A TTL above store.MaxTTL (math.MaxInt64 as "forever", say) is clamped to
+//     it, as by every driver.
+//   - A script without a Go body fails with errors.ErrUnsupported; a script
+//     that declares no keys can touch no key, "" included.
 package memstore
 
 import (
@@ -132,9 +143,88 @@ func (e *entry) size(key string) int64 {
 	return n
 }
 
+// shard is one lock and the keys under it.
 type shard struct {
-	mu   sync.Mutex
+	mu   ctxMutex
 	data map[string]*entry
+}
+
+// ctxMutex is a mutex whose waiters can give up: when their context is done,
+// or when the store closes. Like sync.Mutex, a caller that finds it free
+// takes it at once (barging), so a hot shard is not handed from one parked
+// goroutine to the next; waiters park on a channel (never spin) and are
+// woken, one per unlock, to try again.
+type ctxMutex struct {
+	held    atomic.Bool
+	waiters atomic.Int32
+	wake    chan struct{} // capacity 1: "the mutex was released"
+}
+
+func newCtxMutex() ctxMutex { return ctxMutex{wake: make(chan struct{}, 1)} }
+
+// lock takes the mutex, or gives up when ctx is done (see waitErr) or
+// closing is closed (store.ErrClosed).
+func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
+	for {
+		if m.held.CompareAndSwap(false, true) {
+			return nil
+		}
+		m.waiters.Add(1)
+		// Again, now that an unlock will see this waiter and wake it.
+		if m.held.CompareAndSwap(false, true) {
+			m.waiters.Add(-1)
+			return nil
+		}
+		select {
+		case <-m.wake:
+			m.waiters.Add(-1)
+		case <-ctx.Done():
+			m.waiters.Add(-1)
+			m.passWake() // a wake meant for this waiter goes to the next
+			return waitErr(ctx)
+		case <-closing:
+			m.waiters.Add(-1)
+			m.passWake()
+			return store.ErrClosed
+		}
+	}
+}
+
+// lockWait takes the mutex, waiting as long as it takes (Close uses it to
+// empty a shard once its holder lets go).
+func (m *ctxMutex) lockWait() {
+	_ = m.lock(context.Background(), nil)
+}
+
+// tryLock takes the mutex if it is free.
+func (m *ctxMutex) tryLock() bool { return m.held.CompareAndSwap(false, true) }
+
+// unlock releases the mutex and wakes a waiter, if any.
+func (m *ctxMutex) unlock() {
+	m.held.Store(false)
+	m.passWake()
+}
+
+// passWake wakes one waiter if there is one and no wake is pending.
+func (m *ctxMutex) passWake() {
+	if m.waiters.Load() > 0 && !m.held.Load() {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitErr is the error of a call whose context ended while it waited for a
+// shard that another call held: like a Redis driver's call waiting on a busy
+// server, a passed deadline is ErrUnavailable and context.DeadlineExceeded, a
+// cancellation is context.Canceled alone.
+func waitErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("memstore: cancelled while waiting for a shard another call holds: %w", err)
+	}
+	return fmt.Errorf("%w: memstore: waiting for a shard another call holds: %w", store.ErrUnavailable, err)
 }
 
 // lruItem is what Store.lru holds: where to find a key with a TTL.
@@ -147,6 +237,7 @@ type lruItem struct {
 // and store.StatsReporter. It is safe for concurrent use.
 type Store struct {
 	shards     [shardCount]shard
+	closing    chan struct{} // closed by Close: calls waiting for a shard give up
 	clock      Clock
 	maxEntries int64
 	maxBytes   int64
@@ -179,12 +270,13 @@ func New(opts *Options) *Store {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes}
+	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes, closing: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = systemClock{}
 	}
 	for i := range s.shards {
 		s.shards[i].data = map[string]*entry{}
+		s.shards[i].mu = newCtxMutex()
 	}
 	s.lru.Init()
 	return s
@@ -200,18 +292,21 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 	if err := s.g.Begin(ctx, keys...); err != nil {
 		return err
 	}
-	if len(keys) == 0 {
-		// Calls without keys (MGet(), Delete(), a script without keys)
-		// touch no shard's data; any shard's lock keeps them atomic.
-		keys = []string{""}
+	// Calls without keys (MGet(), Delete(), a script without keys) touch no
+	// shard's data; the lock of the shard of "" keeps them atomic. They may
+	// touch no key either: "" is not in their allowed keys.
+	sh := s.shardOf("")
+	if len(keys) > 0 {
+		sh = s.shardOf(keys[0])
 	}
-	sh := s.shardOf(keys[0])
 	for {
-		err := s.attempt(sh, keys, fn)
+		err := s.attempt(ctx, sh, keys, fn)
 		if !errors.Is(err, errBusy) {
 			return s.g.End(err)
 		}
-		s.evictWaiting(keys)
+		if err := s.evictWaiting(ctx, keys); err != nil {
+			return s.g.End(err)
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -219,9 +314,11 @@ func (s *Store) do(ctx context.Context, keys []string, fn func(v *view) error) e
 }
 
 // attempt runs fn once under sh's lock and commits its writes.
-func (s *Store) attempt(sh *shard, keys []string, fn func(v *view) error) error {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+func (s *Store) attempt(ctx context.Context, sh *shard, keys []string, fn func(v *view) error) error {
+	if err := sh.mu.lock(ctx, s.closing); err != nil {
+		return err
+	}
+	defer sh.mu.unlock()
 	v := &view{s: s, sh: sh, now: s.clock.Now(), allowed: keys, writes: map[string]*entry{}}
 	if err := fn(v); err != nil {
 		return err
@@ -318,20 +415,35 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements store.Store. The data is dropped (Stats then report no
-// keys).
+// keys). Close does not wait for calls in progress: calls waiting for a shard
+// return ErrClosed, and the keys of a shard that a running call (a long
+// script body) holds are dropped in the background when it lets go.
 func (s *Store) Close() error {
 	if !s.g.Close() {
 		return nil
 	}
+	close(s.closing)
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
-		for k, e := range sh.data {
-			s.removeLocked(sh, k, e)
+		if sh.mu.tryLock() {
+			s.dropShard(sh)
+			continue
 		}
-		sh.mu.Unlock()
+		go func() {
+			sh.mu.lockWait()
+			s.dropShard(sh)
+		}()
 	}
 	return nil
+}
+
+// dropShard removes every key of sh, whose lock the caller holds, and
+// unlocks it.
+func (s *Store) dropShard(sh *shard) {
+	defer sh.mu.unlock()
+	for k, e := range sh.data {
+		s.removeLocked(sh, k, e)
+	}
 }
 
 // As implements store.Store: it knows **Store.
@@ -364,15 +476,17 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 			return s.g.End(err)
 		}
 		sh := &s.shards[i]
+		if err := sh.mu.lock(ctx, s.closing); err != nil {
+			return s.g.End(err)
+		}
 		now := s.clock.Now()
 		var keys []string
-		sh.mu.Lock()
 		for k, e := range sh.data {
 			if strings.HasPrefix(k, prefix) && !expired(e, now) {
 				keys = append(keys, k)
 			}
 		}
-		sh.mu.Unlock()
+		sh.mu.unlock()
 		for len(keys) > 0 {
 			n := min(batch, len(keys))
 			if err := fn(keys[:n]); err != nil {
@@ -460,7 +574,7 @@ func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now tim
 			s.evict(vi.sh, vi.key, vi.e, now)
 		}
 		for _, sh := range locked {
-			sh.mu.Unlock()
+			sh.mu.unlock()
 		}
 	}
 	s.keys.Add(dKeys)
@@ -502,7 +616,7 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 			continue
 		}
 		if it.shard != own && !slices.Contains(locked, it.shard) {
-			if !it.shard.mu.TryLock() {
+			if !it.shard.mu.tryLock() {
 				busy = true
 				continue
 			}
@@ -517,15 +631,15 @@ func (s *Store) pickVictims(own *shard, keep []string, needKeys, needBytes int64
 		return victims, locked, false
 	}
 	for _, sh := range locked {
-		sh.mu.Unlock()
+		sh.mu.unlock()
 	}
 	return nil, nil, busy
 }
 
 // evictWaiting evicts the least recently used key with a TTL outside keep,
-// waiting for its shard. The caller holds no shard, so waiting cannot
-// deadlock.
-func (s *Store) evictWaiting(keep []string) {
+// waiting for its shard (or until ctx is done or the store closes). The
+// caller holds no shard, so waiting cannot deadlock.
+func (s *Store) evictWaiting(ctx context.Context, keep []string) error {
 	s.lruMu.Lock()
 	el := s.lru.Front()
 	for el != nil && slices.Contains(keep, el.Value.(lruItem).key) {
@@ -533,12 +647,14 @@ func (s *Store) evictWaiting(keep []string) {
 	}
 	if el == nil {
 		s.lruMu.Unlock()
-		return
+		return nil
 	}
 	it := el.Value.(lruItem)
 	s.lruMu.Unlock()
-	it.shard.mu.Lock()
-	defer it.shard.mu.Unlock()
+	if err := it.shard.mu.lock(ctx, s.closing); err != nil {
+		return err
+	}
+	defer it.shard.mu.unlock()
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	// Still a key with a TTL under that element? It may have been used since,
@@ -546,4 +662,5 @@ func (s *Store) evictWaiting(keep []string) {
 	if e := it.shard.data[it.key]; e != nil && e.lru == el {
 		s.evict(it.shard, it.key, e, s.clock.Now())
 	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/karat-go/karat/internal/drivercore"
 	"github.com/karat-go/karat/store"
@@ -60,5 +61,23 @@ func TestScriptReplyMessage(t *testing.T) {
 		if got := ScriptReplyMessage(msg); got != want {
 			t.Errorf("ScriptReplyMessage(%q) = %q, want %q", msg, got, want)
 		}
+	}
+}
+
+func TestFromPTTLClamps(t *testing.T) {
+	for ms, want := range map[int64]time.Duration{
+		1500:                        1500 * time.Millisecond,
+		0:                           time.Millisecond,
+		-1:                          0,
+		int64(store.MaxTTL / 1e6):   store.MaxTTL,
+		int64(store.MaxTTL/1e6) + 1: store.MaxTTL,
+		9_000_000_000_000_000:       store.MaxTTL,
+	} {
+		if got, err := FromPTTL(ms); err != nil || got != want {
+			t.Errorf("FromPTTL(%d) = %v, %v; want %v", ms, got, err, want)
+		}
+	}
+	if _, err := FromPTTL(-2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FromPTTL(-2) = %v", err)
 	}
 }

@@ -107,8 +107,9 @@ func ToValue(r any) (store.Value, error) {
 }
 
 // FromPTTL turns a PTTL reply into TTL's answer: -2 (missing) is
-// ErrNotFound, -1 (no expiry) is 0, and 0 (under a millisecond left) is 1ms,
-// since the key still has a TTL.
+// ErrNotFound, -1 (no expiry) is 0, 0 (under a millisecond left) is 1ms,
+// since the key still has a TTL, and more than store.MaxTTL (a TTL set by
+// another client) is MaxTTL, which a Duration holds.
 func FromPTTL(ms int64) (time.Duration, error) {
 	switch {
 	case ms == -2:
@@ -117,6 +118,8 @@ func FromPTTL(ms int64) (time.Duration, error) {
 		return 0, nil
 	case ms == 0:
 		return time.Millisecond, nil
+	case ms > int64(store.MaxTTL/time.Millisecond):
+		return store.MaxTTL, nil
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }

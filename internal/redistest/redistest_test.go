@@ -239,3 +239,39 @@ func pingAddr(addr string, cfg *tls.Config) error {
 	}
 	return nil
 }
+
+// TestMissingRedisServer: without redis-server on PATH, a test that needs
+// one fails and says how to install it; KARAT_SKIP_REDIS=1 skips it
+// instead, and KARAT_REQUIRE_REDIS=1 makes it fail whatever else is set. The
+// cases run this test binary again, with an empty PATH.
+func TestMissingRedisServer(t *testing.T) {
+	if os.Getenv("KARAT_REDISTEST_CHILD") == "1" {
+		Single(t)
+		return
+	}
+	for _, c := range []struct {
+		name     string
+		env      []string
+		wantFail bool
+		want     []string
+	}{
+		{"default", nil, true, []string{"apt-get install -y redis-server", "brew install redis", "KARAT_SKIP_REDIS=1"}},
+		{"skip", []string{"KARAT_SKIP_REDIS=1"}, false, []string{"SKIPPED (KARAT_SKIP_REDIS=1)"}},
+		{"require", []string{"KARAT_SKIP_REDIS=1", "KARAT_REQUIRE_REDIS=1"}, true, []string{"KARAT_REQUIRE_REDIS=1", "apt-get install -y redis-server"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run", "^TestMissingRedisServer$", "-test.v", "-test.count=1")
+			env := []string{"KARAT_REDISTEST_CHILD=1", "PATH=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}
+			cmd.Env = append(env, c.env...)
+			out, err := cmd.CombinedOutput()
+			if failed := err != nil; failed != c.wantFail {
+				t.Errorf("failed = %v (%v), want %v:\n%s", failed, err, c.wantFail, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
