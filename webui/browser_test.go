@@ -173,6 +173,27 @@ func (d *device) signIn(s *site, tenant, email, password string) {
 	))
 }
 
+// tabTo presses Tab from the top of the page until the focus is on the
+// element sel matches, as a keyboard user would, and fails if it never is.
+func (d *device) tabTo(sel string) {
+	d.b.t.Helper()
+	check := fmt.Sprintf(`document.activeElement !== null && document.activeElement.matches(%q)`, sel)
+	if _, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](`document.activeElement && document.activeElement.blur(), true`)); err != nil {
+		d.b.t.Fatal(err)
+	}
+	for range 40 {
+		d.must(chromedp.KeyEvent("\t"))
+		ok, err := chromedp.Run(d.ctx, chromedp.Evaluate[bool](check))
+		if err != nil {
+			d.b.t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+	}
+	d.b.t.Fatalf("%s: 40 Tabs never reached %s", d.name, sel)
+}
+
 // screenshot saves the whole page as a PNG and logs where.
 func (d *device) screenshot(name string) string {
 	d.b.t.Helper()
@@ -226,8 +247,10 @@ func TestBrowserTwoDevices(t *testing.T) {
 	pc.screenshot("devices-pc")
 	phone.screenshot("devices-phone")
 
-	// The PC signs the phone out; the phone's next page load is sign-in.
-	pc.submit(chromedp.Click(chromedp.CSS("li.device:not(.current) button.signout-device")))
+	// The PC signs the phone out, with the keyboard only (Tab to the
+	// phone's button, Enter); the phone's next page load is sign-in.
+	pc.tabTo("li.device:not(.current) button.signout-device")
+	pc.submit(chromedp.KeyEvent("\r"))
 	if n := pc.count("li.device"); n != 1 {
 		t.Fatalf("after signing the phone out the PC sees %d devices", n)
 	}
