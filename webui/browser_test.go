@@ -66,9 +66,10 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.WindowSize(1000, 800),
 		chromedp.Flag("disable-gpu", true),
 	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // chromium refuses to run as root with its sandbox
-	}
+	// No sandbox: chromium refuses to start as root (CI) with it, and many
+	// containers cannot give it the namespaces it needs. The browser only
+	// ever loads the test's own pages.
+	opts = append(opts, chromedp.NoSandbox)
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
 	t.Cleanup(cancel)
 	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
