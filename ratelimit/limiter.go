@@ -58,7 +58,7 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiled       sync.Map // Policy -> *compiled
+	compiled       sync.Map // policy name -> *compiled (the last policy of that name)
 
 	stats struct {
 		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
@@ -170,16 +170,19 @@ type Request struct {
 
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
+	p         Policy
 	alg, a, b string
 	burst     int64
 	err       error
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
-	if c, ok := l.compiled.Load(p); ok {
-		return c.(*compiled)
+	if c, ok := l.compiled.Load(p.Name); ok {
+		if c := c.(*compiled); c.p == p {
+			return c
+		}
 	}
-	c := &compiled{err: p.Validate()}
+	c := &compiled{p: p, err: p.Validate()}
 	if c.err == nil {
 		if p.Algorithm == GCRA {
 			t := p.interval()
@@ -188,7 +191,7 @@ func (l *Limiter) compile(p Policy) *compiled {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
 	}
-	l.compiled.Store(p, c)
+	l.compiled.Store(p.Name, c)
 	return c
 }
 
@@ -305,17 +308,21 @@ func (l *Limiter) key(p Policy, key string) (string, error) {
 
 func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if l.timeout < 0 {
-		return ctx, func() {}
+		return ctx, noCancel
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
+		return ctx, noCancel // the caller's deadline comes first anyway
 	}
 	return context.WithTimeout(ctx, l.timeout)
 }
 
+func noCancel() {}
+
 // item is one request being decided.
 type item struct {
-	req  Request
-	c    *compiled
-	key  string
-	done bool // decided (by the blocked memory or a fail mode)
+	req Request
+	c   *compiled
+	key string
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
@@ -400,7 +407,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		ok, err := l.runGroup(ctx, items, idx, ds, mode)
 		if err != nil {
 			if isInputError(err) {
-				l.refundGroups(ctx, items, order, groups, charged)
+				l.refundGroups(ctx, items, order, groups, charged, ds)
 				return nil, err
 			}
 			ok = l.failGroup(items, idx, ds, err, mode)
@@ -421,7 +428,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 			ds[i].Allowed = false
 		}
 		if mode == modeTake {
-			l.refundGroups(ctx, items, order, groups, charged)
+			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
 	l.stats.decisions.Add(1)
@@ -439,14 +446,23 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	var keysBuf [4]string
 	var argsBuf [1 + 4*argsPerKey]string
 	keys := keysBuf[:0]
-	args := append(argsBuf[:0], mode)
-	for _, i := range idx {
-		it := &items[i]
+	var args []string
+	script := decideScript
+	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
+		// The hot path: one GCRA policy, charged.
+		script = gcraTakeScript
 		keys = append(keys, it.key)
-		args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+	} else {
+		args = append(argsBuf[:0], mode)
+		for _, i := range idx {
+			it := &items[i]
+			keys = append(keys, it.key)
+			args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		}
 	}
 	cctx, cancel := l.withTimeout(ctx)
-	v, err := l.s.Eval(cctx, decideScript, keys, args...)
+	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
 	l.stats.storeCalls.Add(1)
 	if err != nil {
@@ -508,8 +524,9 @@ func (l *Limiter) failGroup(items []item, idx []int, ds []Decision, cause error,
 	return all
 }
 
-// refundGroups gives back the charges of the groups marked charged.
-func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool) {
+// refundGroups gives back the charges of the groups marked charged, and
+// shows it in their decisions.
+func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool, ds []Decision) {
 	for g, span := range groups {
 		if !charged[g] {
 			continue
@@ -532,5 +549,8 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 			continue
 		}
 		l.stats.refunds.Add(1)
+		for _, i := range idx {
+			ds[i].Remaining = min(ds[i].Remaining+items[i].req.Cost, items[i].c.burst)
+		}
 	}
 }
