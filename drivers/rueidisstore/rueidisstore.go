@@ -92,6 +92,7 @@ type Store struct {
 	misses      drivercore.Counter
 	scripts     sync.Map  // *store.Script → *rueidis.Lua
 	writes      *writeLog // nil without a cache: nothing to read one's writes through
+	cmds        *cmdTable // nil without a cache: GetCached's pinned commands
 }
 
 var (
@@ -121,6 +122,7 @@ func New(c rueidis.Client, opts *Options) store.Store {
 		maxStale = DefaultMaxStale
 	}
 	s.writes = newWriteLog()
+	s.cmds = newCmdTable()
 	return &CachedStore{Store: s, maxStale: maxStale}
 }
 
