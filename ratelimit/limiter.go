@@ -182,6 +182,7 @@ type compiled struct {
 	alg, a, b string
 	burst     int64
 	err       error
+	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
@@ -196,6 +197,7 @@ func (l *Limiter) compile(p Policy) *compiled {
 		if p.Algorithm == GCRA {
 			t := p.interval()
 			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
+			c.take1 = []string{c.a, c.b, "1"}
 		} else {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
@@ -220,7 +222,8 @@ func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
-	ds, err := l.decide(ctx, one[:], modeTake)
+	var out [1]Decision
+	ds, err := l.decide(ctx, one[:], modeTake, out[:])
 	if err != nil {
 		return Decision{}, err
 	}
@@ -235,7 +238,8 @@ func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (D
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
-	ds, err := l.decide(ctx, one[:], modePeek)
+	var out [1]Decision
+	ds, err := l.decide(ctx, one[:], modePeek, out[:])
 	if err != nil {
 		return Decision{}, err
 	}
@@ -250,7 +254,7 @@ func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (D
 // the reservations are refunded when a later key denies (see the package
 // doc for what a crash in between does).
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
-	ds, err := l.decide(ctx, reqs, modeTake)
+	ds, err := l.decide(ctx, reqs, modeTake, nil)
 	if err != nil {
 		return Decision{}, nil, err
 	}
@@ -259,7 +263,7 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Dec
 
 // PeekAll is AllowAll without charging.
 func (l *Limiter) PeekAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
-	ds, err := l.decide(ctx, reqs, modePeek)
+	ds, err := l.decide(ctx, reqs, modePeek, nil)
 	if err != nil {
 		return Decision{}, nil, err
 	}
@@ -394,7 +398,10 @@ type item struct {
 // decide is the heart: validate, answer from the blocked memory, group by
 // subject, run one script per subject, refund on a later denial, and apply
 // fail modes to the subjects the store could not decide.
-func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]Decision, error) {
+//
+// The decisions are written to out when it has room for them (Allow and
+// Peek pass a buffer on their stack), else to a new slice.
+func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out []Decision) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -422,7 +429,12 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		}
 		items = append(items, item{req: r, c: c, key: k})
 	}
-	ds := make([]Decision, len(items))
+	ds := out[:0:0]
+	if len(out) >= len(items) {
+		ds = out[:len(items)]
+	} else {
+		ds = make([]Decision, len(items))
+	}
 	for i := range items {
 		p := items[i].req.Policy
 		ds[i] = Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
@@ -518,18 +530,23 @@ func isInputError(err error) bool {
 // runGroup runs the script for the items of one subject and fills their
 // decisions; it reports whether every one was allowed.
 func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []Decision, mode string) (bool, error) {
-	var keysBuf [4]string
-	var argsBuf [1 + 4*argsPerKey]string
-	keys := keysBuf[:0]
-	var args []string
+	// The slices go to the store through an interface, so they live on the
+	// heap: each is made at its exact size.
+	var keys, args []string
 	script := decideScript
 	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
 		// The hot path: one GCRA policy, charged.
 		script = gcraTakeScript
-		keys = append(keys, it.key)
-		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		keys = []string{it.key}
+		if it.req.Cost == 1 {
+			args = it.c.take1 // shared, read only: no slice to build
+		} else {
+			args = []string{it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10)}
+		}
 	} else {
-		args = append(argsBuf[:0], mode)
+		keys = make([]string, 0, len(idx))
+		args = make([]string, 0, 1+argsPerKey*len(idx))
+		args = append(args, mode)
 		for _, i := range idx {
 			it := &items[i]
 			keys = append(keys, it.key)
