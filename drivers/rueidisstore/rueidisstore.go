@@ -36,8 +36,12 @@
 //
 // A GetCached hit costs about as much as rueidis's own DoCache plus a copy
 // of the value (the caller owns what it is given): no lock, no clock read
-// when callers pass one maxStale, no shared counter. See CachedStore and
-// BENCHMARKS.md.
+// when callers pass one maxStale, no shared counter, and for a hot key no
+// command to build: the store keeps pinned GET commands for up to 8,192
+// keys it has read (a direct-mapped table; a key whose slot another holds
+// builds its command as rueidis's DoCache callers do, and takes the slot
+// over once in 32 calls), which saves rueidis's per-command CRC16 of the
+// key. GetCachedString skips the copy. See CachedStore and BENCHMARKS.md.
 //
 // Against miniredis, which has no CLIENT TRACKING and answers CLUSTER SLOTS,
 // build the client with DisableCache: true and ForceSingleClient: true, and
