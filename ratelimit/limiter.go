@@ -429,7 +429,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 		}
 		items = append(items, item{req: r, c: c, key: k})
 	}
-	ds := out[:0:0]
+	var ds []Decision
 	if len(out) >= len(items) {
 		ds = out[:len(items)]
 	} else {
