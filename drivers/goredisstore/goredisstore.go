@@ -10,12 +10,34 @@
 // command is exact (IncrBy with a TTL, Expire with ttl 0) it runs the small
 // Lua scripts of internal/redisdrv. It has no client-side cache: it is not a
 // store.CachedReader.
+//
+// # Errors and failing fast
+//
+// Errors carry a store class joined with go-redis's own error: a refused
+// password, user or database (WRONGPASS, NOAUTH, NOPERM, "DB index is out of
+// range") and a TLS certificate that does not verify are store.ErrConfig;
+// transport failures are store.ErrUnavailable.
+//
+// How fast a call fails while the server refuses connections depends on the
+// client's options, which are the user's: go-redis's defaults retry each dial
+// 5 times 100ms apart and each command 3 times with up to 1s of backoff, so a
+// call takes its whole deadline and reports only the deadline. drivers.Open
+// builds its clients with DialerRetries 1, MaxRetries 1, MinRetryBackoff 2ms,
+// MaxRetryBackoff 20ms and DialTimeout 5s: a call then fails in milliseconds
+// with "connection refused", and the client recovers by itself within about
+// a second of the server's return (go-redis probes a server it stopped
+// dialling once a second). Do the same for a client of your own.
+//
+// go-redis prints its own log lines (one per failed dial) to stderr unless
+// redis.SetLogger is given another logger, process-wide; SlogLogger routes
+// them to log/slog, and drivers.Open installs it.
 package goredisstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -48,13 +70,18 @@ var (
 	_ store.StatsReporter = (*Store)(nil)
 )
 
-// New returns a Store over c; nil opts is valid.
+// New returns a *Store over c, as a store.Store; nil opts is valid.
+//
+// It returns the interface, like rueidisstore.New (whose concrete type
+// depends on its options), so that code switching between the two drivers
+// reads alike; the capabilities are found with store.Capability and the
+// client with As.
 //
 // The client should have ContextTimeoutEnabled: true (drivers.Open sets it):
 // without it go-redis applies only its own read and write timeouts to a
 // command in flight and ignores the context's deadline, so a call against a
 // stalled server outlives its deadline.
-func New(c redis.UniversalClient, opts *Options) *Store {
+func New(c redis.UniversalClient, opts *Options) store.Store {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -394,4 +421,31 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 		return s.g.End(fe.err)
 	}
 	return s.g.End(mapErr(ctx, err, false))
+}
+
+// SlogLogger returns a go-redis logger (for redis.SetLogger) that writes
+// go-redis's own log lines to l at Debug level, with the attribute
+// "component"="go-redis"; nil l means slog.Default(). go-redis prints them
+// to stderr by default, one per failed dial while a server is down; karat
+// returns those failures as errors, so the lines only help debugging.
+// drivers.Open installs it the first time it builds a go-redis client; the
+// logger is process-wide in go-redis, so a program that builds its own
+// clients decides for itself.
+func SlogLogger(l *slog.Logger) interface {
+	Printf(ctx context.Context, format string, v ...any)
+} {
+	return slogLogger{l}
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (s slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	l := s.l
+	if l == nil {
+		l = slog.Default()
+	}
+	if l.Enabled(ctx, slog.LevelDebug) {
+		l.Log(ctx, slog.LevelDebug, fmt.Sprintf(format, v...), "component", "go-redis")
+	}
 }

@@ -15,6 +15,34 @@
 // call whose keys span cluster slots is refused with store.ErrCrossSlot,
 // before anything is sent: rueidis would panic on it in a cluster.
 //
+// # Errors and failing fast
+//
+// Errors carry a store class joined with rueidis's own error: a refused
+// password, user or database (WRONGPASS, NOAUTH, NOPERM, "DB index is out of
+// range"), which rueidis reports while it sets a connection up, and a TLS
+// certificate that does not verify are store.ErrConfig; transport failures
+// are store.ErrUnavailable.
+//
+// By default rueidis retries a read-only command after a network error until
+// the caller's deadline, so a Get against a server that refuses connections
+// took most of its deadline. Build the client with RetryDelay set to this
+// package's RetryDelay (drivers.Open does): a refused connection is then not
+// retried, and each call fails at once (well under a millisecond on
+// loopback) with ErrUnavailable and "connection refused"; rueidis dials again
+// on the next call, so the store recovers as soon as the server is back.
+// Other network errors are retried as rueidis would.
+//
+// # Cost of a cache hit
+//
+// A GetCached hit costs about as much as rueidis's own DoCache plus a copy
+// of the value (the caller owns what it is given): no lock, no clock read
+// when callers pass one maxStale, no shared counter, and for a hot key no
+// command to build: the store keeps pinned GET commands for up to 8,192
+// keys it has read (a direct-mapped table; a key whose slot another holds
+// builds its command as rueidis's DoCache callers do, and takes the slot
+// over once in 32 calls), which saves rueidis's per-command CRC16 of the
+// key. GetCachedString skips the copy. See CachedStore and BENCHMARKS.md.
+//
 // Against miniredis, which has no CLIENT TRACKING and answers CLUSTER SLOTS,
 // build the client with DisableCache: true and ForceSingleClient: true, and
 // pass Options.DisableCache. miniredis is not a conformance target of this
@@ -25,9 +53,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -63,10 +92,11 @@ type Store struct {
 	c           rueidis.Client
 	closeClient bool
 	g           drivercore.Gate // closed flag, counters, the checks every call starts with
-	hits        atomic.Uint64
-	misses      atomic.Uint64
+	hits        drivercore.Counter
+	misses      drivercore.Counter
 	scripts     sync.Map  // *store.Script → *rueidis.Lua
 	writes      *writeLog // nil without a cache: nothing to read one's writes through
+	cmds        *cmdTable // nil without a cache: GetCached's pinned commands
 }
 
 var (
@@ -96,6 +126,7 @@ func New(c rueidis.Client, opts *Options) store.Store {
 		maxStale = DefaultMaxStale
 	}
 	s.writes = newWriteLog()
+	s.cmds = newCmdTable()
 	return &CachedStore{Store: s, maxStale: maxStale}
 }
 
@@ -130,6 +161,11 @@ func mapErr(ctx context.Context, resp rueidis.RedisResult, err error, fromScript
 	if re, ok := rueidis.IsRedisErr(err); ok {
 		return redisdrv.ReplyError(replyText(resp, re), err, fromScript)
 	}
+	// An error reply to the connection's set-up (AUTH, HELLO, SELECT) comes
+	// wrapped, not as the reply of the command.
+	if re := new(rueidis.RedisError); errors.As(err, &re) && redisdrv.IsConfigReply(re.Error()) {
+		return fmt.Errorf("%w: %w", store.ErrConfig, err)
+	}
 	return redisdrv.TransportError(ctx, err)
 }
 
@@ -150,9 +186,7 @@ func replyText(resp rueidis.RedisResult, re *rueidis.RedisError) string {
 // bytesOf copies s into a new, non-nil slice: rueidis's strings may share
 // memory with its cache, and an empty value must read back as []byte{}.
 func bytesOf(s string) []byte {
-	b := make([]byte, len(s))
-	copy(b, s)
-	return b
+	return []byte(s) // a copy, not zeroed first; []byte{} for ""
 }
 
 // bytesReply returns the string reply of resp, or the mapped error.
@@ -162,6 +196,21 @@ func (s *Store) bytesReply(ctx context.Context, resp rueidis.RedisResult) ([]byt
 		return nil, s.g.End(mapErr(ctx, resp, err, false))
 	}
 	return bytesOf(str), nil
+}
+
+// stringReply returns the string reply of resp, not copied, or the mapped
+// error.
+func (s *Store) stringReply(ctx context.Context, resp rueidis.RedisResult) (string, error) {
+	str, err := resp.ToString()
+	if err != nil {
+		return "", s.g.End(mapErr(ctx, resp, err, false))
+	}
+	return str, nil
+}
+
+// getString is Get's server read, as a string.
+func (s *Store) getString(ctx context.Context, key string) (string, error) {
+	return s.stringReply(ctx, s.c.Do(ctx, s.c.B().Get().Key(key).Build()))
 }
 
 // intReply returns the integer reply of resp, or the mapped error.
@@ -363,15 +412,50 @@ func (s *Store) run(ctx context.Context, sc *store.Script, keys, args []string, 
 	s.wrote(keys...)
 	msg, err := resp.ToMessage()
 	if err == nil {
-		var r any
-		if r, err = msg.ToAny(); err == nil {
-			return redisdrv.ToValue(r)
-		}
+		return messageValue(&msg)
 	}
 	if rueidis.IsRedisNil(err) { // the script returned nil or false
 		return store.NilValue(), nil
 	}
 	return store.Value{}, mapErr(ctx, resp, err, userScript)
+}
+
+// messageValue converts a script's reply, not an error, to a store.Value,
+// as redisdrv.ToValue(m.ToAny()) does but without the interface values and
+// []any in between: the integers, strings, nils, booleans and arrays that a
+// script returns are read from the message directly. Any other type goes
+// through ToAny and ToValue (an error nested in an array included), so the
+// result is the same.
+func messageValue(m *rueidis.RedisMessage) (store.Value, error) {
+	switch {
+	case m.IsInt64():
+		n, _ := m.ToInt64()
+		return store.IntValue(n), nil
+	case m.IsString():
+		str, _ := m.ToString()
+		return store.StringValue(str), nil
+	case m.IsNil():
+		return store.NilValue(), nil
+	case m.IsBool():
+		b, _ := m.ToBool()
+		return store.BoolValue(b), nil
+	case m.IsArray():
+		vs, _ := m.ToArray()
+		out := make([]store.Value, len(vs))
+		for i := range vs {
+			v, err := messageValue(&vs[i])
+			if err != nil {
+				return store.Value{}, err
+			}
+			out[i] = v
+		}
+		return store.ArrayValue(out...), nil
+	}
+	r, err := m.ToAny()
+	if err != nil {
+		r = err // as ToAny puts an error nested in an array
+	}
+	return redisdrv.ToValue(r)
 }
 
 // Ping implements store.Store.
@@ -407,10 +491,11 @@ func (s *Store) As(target any) bool {
 // store.Stats says; CacheHits and CacheMisses split the GetCached calls.
 func (s *Store) Stats() store.Stats {
 	calls, errs := s.g.Counts()
+	hits := s.hits.Load()
 	return store.Stats{
-		Calls:       calls,
+		Calls:       calls + hits, // a hit is counted only as a hit
 		Errors:      errs,
-		CacheHits:   s.hits.Load(),
+		CacheHits:   hits,
 		CacheMisses: s.misses.Load(),
 	}
 }
@@ -468,4 +553,28 @@ func (s *Store) masters(ctx context.Context) ([]rueidis.Client, error) {
 		}
 	}
 	return out, nil
+}
+
+// MapError returns the store error class of err, an error of the rueidis
+// client itself (rueidis.NewClient's, say) rather than of a command's reply,
+// joined with err: store.ErrConfig for a refused password, user or database,
+// store.ErrUnavailable for a transport failure.
+func MapError(ctx context.Context, err error) error {
+	return mapErr(ctx, rueidis.RedisResult{}, err, false)
+}
+
+// RetryDelay is a rueidis.ClientOption.RetryDelay that fails fast while a
+// server refuses connections: rueidis retries a read-only command on a
+// network error until the caller's deadline, by default, so a Get against a
+// stopped server took most of its deadline and then reported only the
+// deadline. RetryDelay does not retry an error that is a refused connection
+// (the call fails at once, with ErrUnavailable and the cause), and otherwise
+// backs off like rueidis's default: exponentially from 1µs with jitter, up to
+// 1s. drivers.Open sets it.
+func RetryDelay(attempts int, _ rueidis.Completed, err error) time.Duration {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return -1
+	}
+	base := time.Microsecond << min(attempts, 20)
+	return min(time.Second, base+rand.N(base))
 }
