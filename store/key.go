@@ -34,21 +34,18 @@ var safeTab = func() (t [256]bool) {
 	return t
 }()
 
-// encodePart writes p encoded, copying runs of safe bytes whole.
+// encodePart writes p encoded.
 func encodePart(sb *strings.Builder, p string) {
-	start := 0
 	for i := 0; i < len(p); i++ {
 		b := p[i]
 		if safeTab[b] {
+			sb.WriteByte(b)
 			continue
 		}
-		sb.WriteString(p[start:i])
 		sb.WriteByte('%')
 		sb.WriteByte(hexUpper[b>>4])
 		sb.WriteByte(hexUpper[b&15])
-		start = i + 1
 	}
-	sb.WriteString(p[start:])
 }
 
 func encodedLen(p string) int {
