@@ -63,6 +63,7 @@ var storeCases = []storeCase{
 	{"CachedReadsBoundedUnderPartition", testCachedReadsPartition},
 	{"Scan", testScan},
 	{"Stats", testStats},
+	{"Usage", testUsage},
 	{"CapEvictsOnlyTTLKeys", testCap},
 }
 

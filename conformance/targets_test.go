@@ -29,8 +29,8 @@ func TestMain(m *testing.M) { redistest.Main(m) }
 // KARAT_REDIS_CLUSTER_URL); without one they fail, saying how to install
 // redis-server, or skip loudly under KARAT_SKIP_REDIS=1.
 func TestConformance(t *testing.T) {
-	all := []string{store.CapCachedReads, store.CapScan, store.CapStats}
-	noCache := []string{store.CapScan, store.CapStats}
+	all := []string{store.CapCachedReads, store.CapScan, store.CapStats, store.CapUsage}
+	noCache := []string{store.CapScan, store.CapStats, store.CapUsage}
 	t.Run("memory", func(t *testing.T) {
 		conformance.Run(t, newMemoryHarness)
 	})
@@ -73,10 +73,12 @@ func newMemoryHarness(context.Context, *testing.T) (conformance.Harness, error) 
 // MakeStore returns the one store: instances of the memory driver cannot
 // share data otherwise, and sharing it is what the suite needs.
 func (h *memoryHarness) MakeStore(context.Context) (store.Store, error) { return h.s, nil }
-func (h *memoryHarness) Capabilities() []string                         { return []string{store.CapScan, store.CapStats} }
-func (h *memoryHarness) Close()                                         { h.s.Close() }
-func (h *memoryHarness) SetNow(t time.Time)                             { h.clock.Set(t) }
-func (h *memoryHarness) Advance(d time.Duration)                        { h.clock.Advance(d) }
+func (h *memoryHarness) Capabilities() []string {
+	return []string{store.CapScan, store.CapStats, store.CapUsage}
+}
+func (h *memoryHarness) Close()                  { h.s.Close() }
+func (h *memoryHarness) SetNow(t time.Time)      { h.clock.Set(t) }
+func (h *memoryHarness) Advance(d time.Duration) { h.clock.Advance(d) }
 func (h *memoryHarness) CappedStore(_ context.Context, n int) (store.Store, error) {
 	return memstore.New(&memstore.Options{MaxEntries: n, Clock: h.clock}), nil
 }
@@ -129,8 +131,10 @@ func (h *miniredisHarness) open(addr string) store.Store {
 func (h *miniredisHarness) MakeStore(context.Context) (store.Store, error) {
 	return h.open(h.m.Addr()), nil
 }
-func (h *miniredisHarness) StoreURL() string        { return "redis://" + h.m.Addr() + "?driver=goredis" }
-func (h *miniredisHarness) Capabilities() []string  { return []string{store.CapScan, store.CapStats} }
+func (h *miniredisHarness) StoreURL() string { return "redis://" + h.m.Addr() + "?driver=goredis" }
+func (h *miniredisHarness) Capabilities() []string {
+	return []string{store.CapScan, store.CapStats, store.CapUsage}
+}
 func (h *miniredisHarness) SetNow(t time.Time)      { h.m.SetTime(t) }
 func (h *miniredisHarness) Advance(d time.Duration) { h.m.FastForward(d) }
 func (h *miniredisHarness) StalledStore(context.Context) (store.Store, func(), error) {

@@ -179,5 +179,8 @@ func Capabilities(s Store) []string {
 	if _, ok := Capability[StatsReporter](s); ok {
 		caps = append(caps, CapStats)
 	}
+	if _, ok := Capability[UsageReporter](s); ok {
+		caps = append(caps, CapUsage)
+	}
 	return caps
 }

@@ -169,7 +169,7 @@ func TestNew(t *testing.T) {
 	s := miniStore(t)
 	_, ok := store.Capability[store.CachedReader](s)
 	assert.False(t, ok, "DisableCache: no GetCached")
-	assert.Equal(t, []string{store.CapScan, store.CapStats}, store.Capabilities(s))
+	assert.Equal(t, []string{store.CapScan, store.CapStats, store.CapUsage}, store.Capabilities(s))
 
 	var c rueidis.Client
 	require.True(t, s.As(&c))

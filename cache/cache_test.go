@@ -1,0 +1,152 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/karat-go/karat/cache"
+	"github.com/karat-go/karat/drivers/memstore"
+)
+
+func TestNewRefusesBadPolicies(t *testing.T) {
+	s := memstore.New(nil)
+	defer s.Close()
+	for name, p := range map[string]cache.Policy{
+		"no name":         {TTL: time.Second},
+		"no TTL":          {Name: "x"},
+		"jitter over TTL": {Name: "x", TTL: time.Second, Jitter: time.Second},
+		"negative jitter": {Name: "x", TTL: time.Second, Jitter: -1},
+		"negative NegTTL": {Name: "x", TTL: time.Second, NegativeTTL: -1},
+		"negative SWR":    {Name: "x", TTL: time.Second, StaleWhileRevalidate: -1},
+		"negative XFetch": {Name: "x", TTL: time.Second, EarlyRefresh: -1},
+		"empty tag":       {Name: "x", TTL: time.Second, Tags: []string{""}},
+	} {
+		if _, err := cache.New[string](s, p, nil); !errors.Is(err, cache.ErrInvalidPolicy) {
+			t.Errorf("%s: New returned %v, want ErrInvalidPolicy", name, err)
+		}
+	}
+	if _, err := cache.New[string](nil, cache.KPI, nil); !errors.Is(err, cache.ErrInvalidPolicy) {
+		t.Errorf("nil store: %v", err)
+	}
+}
+
+func TestBytesCodec(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	defer s.Close()
+	c, err := cache.New(s, cache.Policy{Name: "raw", TTL: time.Hour}, &cache.Options[[]byte]{Codec: cache.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []byte("\x00raw\xff")
+	if err := c.Set(ctx, "t", "k", in); err != nil {
+		t.Fatal(err)
+	}
+	in[0] = 'X' // the cache copied it
+	for range 2 {
+		v, err := c.Get(ctx, "t", "k")
+		if err != nil || string(v) != "\x00raw\xff" {
+			t.Fatalf("Get = %q, %v", v, err)
+		}
+	}
+	raw, _ := c.Key("t", "k")
+	stored, err := s.Get(ctx, raw)
+	if err != nil || !strings.HasSuffix(string(stored), "\x00raw\xff") {
+		t.Errorf("stored %q, %v: the raw value follows the header as is", stored, err)
+	}
+}
+
+func TestLoaderPanicIsAnError(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	defer s.Close()
+	c, _ := cache.New[string](s, cache.Policy{Name: "p", TTL: time.Hour}, nil)
+	_, err := c.GetOrLoad(ctx, "t", "k", func(context.Context) (string, error) { panic("boom") })
+	if !errors.Is(err, cache.ErrLoaderPanic) {
+		t.Fatalf("got %v, want ErrLoaderPanic", err)
+	}
+	v, err := c.GetOrLoad(ctx, "t", "k", func(context.Context) (string, error) { return "ok", nil })
+	if err != nil || v != "ok" {
+		t.Fatalf("after a panic the lease is released: %q, %v", v, err)
+	}
+}
+
+// A caller whose deadline passes leaves the shared load; the others, and
+// the cache, get its value.
+func TestCallerDeadlineDoesNotCancelSharedLoad(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	defer s.Close()
+	c, _ := cache.New[string](s, cache.Policy{Name: "p", TTL: time.Hour}, nil)
+	release := make(chan struct{})
+	var loads atomic.Int64
+	load := func(ctx context.Context) (string, error) {
+		loads.Add(1)
+		select {
+		case <-release:
+			return "v", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.GetOrLoad(short, "t", "k", load); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want the caller's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("returned %v after a 20ms deadline", d)
+	}
+	done := make(chan string)
+	go func() {
+		v, _ := c.GetOrLoad(ctx, "t", "k", load)
+		done <- v
+	}()
+	close(release)
+	if v := <-done; v != "v" {
+		t.Errorf("the second caller got %q", v)
+	}
+	if loads.Load() != 1 {
+		t.Errorf("%d loads, want 1", loads.Load())
+	}
+}
+
+// EarlyRefresh: a hit close to expiry (relative to how long a load takes)
+// refreshes in the background and returns the current value at once.
+func TestEarlyRefreshLoadsInBackground(t *testing.T) {
+	ctx := context.Background()
+	clock := memstore.NewFakeClock(time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := memstore.New(&memstore.Options{Clock: clock})
+	defer s.Close()
+	c, _ := cache.New(s, cache.Policy{Name: "hot", TTL: 10 * time.Second, EarlyRefresh: 1000},
+		&cache.Options[int]{Clock: clock.Now, LocalEntries: -1})
+	var loads atomic.Int64
+	load := func(context.Context) (int, error) {
+		n := loads.Add(1)
+		clock.Advance(time.Second) // the load "takes" a second
+		return int(n), nil
+	}
+	v, err := c.GetOrLoad(ctx, "t", "k", load)
+	if err != nil || v != 1 {
+		t.Fatalf("%d, %v", v, err)
+	}
+	v, err = c.GetOrLoad(ctx, "t", "k", load)
+	if err != nil || v != 1 {
+		t.Fatalf("the hit returns the current value at once: %d, %v", v, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().Refreshes == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no early refresh with EarlyRefresh 1000 and a 1 s load")
+		}
+		<-time.After(time.Millisecond) // polling for the background refresh
+	}
+	if v, _ := c.Get(ctx, "t", "k"); v != 2 {
+		t.Errorf("after the refresh Get = %d, want 2", v)
+	}
+}

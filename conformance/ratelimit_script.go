@@ -1,0 +1,128 @@
+package conformance
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/karat-go/karat/ratelimit"
+	"github.com/karat-go/karat/store"
+)
+
+// rlSet returns a Setup that stores, in key i, the value val(now) with the
+// given TTL, now being the store's clock.
+func rlSet(i int, ttl time.Duration, val func(now int64) string) func(context.Context, store.Store, []string) error {
+	return func(ctx context.Context, s store.Store, keys []string) error {
+		now, err := storeNow(ctx, s)
+		if err != nil {
+			return err
+		}
+		return s.Set(ctx, keys[i], []byte(val(now.UnixMicro())), ttl)
+	}
+}
+
+func rlWindows(w int64, back int64, cur, prev int) func(now int64) string {
+	return func(now int64) string {
+		return strconv.FormatInt(now/w-back, 10) + ":" + strconv.Itoa(cur) + ":" + strconv.Itoa(prev)
+	}
+}
+
+// rlEqualWithin compares decide results when the target's clock cannot be
+// set: flags and counts exactly, times (every fourth value from the third)
+// within a second.
+func rlEqualWithin(a, b store.Value) bool {
+	if a.Kind != store.KindArray || b.Kind != store.KindArray || len(a.Array) != len(b.Array) {
+		return false
+	}
+	for i := range a.Array {
+		x, y := a.Array[i].Int, b.Array[i].Int
+		if i > 0 && (i-1)%4 >= 2 && x > 0 && y > 0 {
+			if d := x - y; d < -1_000_000 || d > 1_000_000 {
+				return false
+			}
+			continue
+		}
+		if x != y || a.Array[i].Kind != b.Array[i].Kind {
+			return false
+		}
+	}
+	return true
+}
+
+func testRLScriptBodiesAgree(e *env) {
+	_, exact := e.clock()
+	// GCRA: interval 100 ms, burst 10. Sliding: 1 s windows on a settable
+	// clock; a day's windows otherwise, so that the few milliseconds
+	// between the reference's clock and the server's cannot change a count.
+	g := []string{"g", "100000", "1000000"}
+	w := int64(1_000_000)
+	if !exact {
+		w = 86_400_000_000
+	}
+	sw := []string{"s", strconv.FormatInt(w, 10), "10"}
+	args := func(mode string, per ...[]string) []string {
+		out := []string{mode}
+		for _, p := range per {
+			out = append(out, p...)
+		}
+		return out
+	}
+	with := func(p []string, cost string) []string { return append(append([]string{}, p...), cost) }
+	tat := func(off int64) func(int64) string {
+		return func(now int64) string { return strconv.FormatInt(now+off, 10) }
+	}
+	one := []string{"a"}
+	two := []string{"a", "b"}
+	cases := []ScriptCase{
+		// Cases that write nothing clock-dependent: exact on every target.
+		{Name: "gcra-deny", Keys: one, Args: args("t", with(g, "1")), Setup: rlSet(0, time.Second, tat(950_000))},
+		{Name: "gcra-never", Keys: one, Args: args("t", with(g, "11"))},
+		{Name: "gcra-peek", Keys: one, Args: args("p", with(g, "2")), Setup: rlSet(0, time.Second, tat(300_000))},
+		{Name: "gcra-peek-denied", Keys: one, Args: args("p", with(g, "8")), Setup: rlSet(0, time.Second, tat(300_000))},
+		{Name: "wrong-type", Keys: one, Args: args("t", with(g, "1")),
+			Setup: func(ctx context.Context, s store.Store, keys []string) error {
+				return s.HSet(ctx, keys[0], map[string][]byte{"f": []byte("x")})
+			}},
+		{Name: "bad-args", Keys: one, Args: []string{"t", "g", "1"}},
+		{Name: "sw-fresh", Keys: one, Args: args("t", with(sw, "3"))},
+		{Name: "sw-same-window", Keys: one, Args: args("t", with(sw, "1")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 4, 2))},
+		{Name: "sw-previous-window", Keys: one, Args: args("t", with(sw, "2")), Setup: rlSet(0, time.Hour, rlWindows(w, 1, 3, 9))},
+		{Name: "sw-old-window", Keys: one, Args: args("t", with(sw, "1")), Setup: rlSet(0, time.Hour, rlWindows(w, 5, 9, 9))},
+		{Name: "sw-deny-within-window", Keys: one, Args: args("t", with(sw, "1")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 8, 10))},
+		{Name: "sw-deny-next-window", Keys: one, Args: args("t", with(sw, "2")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 9, 0))},
+		{Name: "sw-never", Keys: one, Args: args("t", with(sw, "11"))},
+		{Name: "sw-peek", Keys: one, Args: args("p", with(sw, "1")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 4, 2))},
+		{Name: "sw-refund", Keys: one, Args: args("r", with(sw, "2")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 3, 2))},
+		{Name: "sw-refund-into-previous", Keys: one, Args: args("r", with(sw, "3")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 1, 5))},
+		{Name: "sw-refund-to-nothing", Keys: one, Args: args("r", with(sw, "3")), Setup: rlSet(0, time.Hour, rlWindows(w, 0, 3, 0))},
+		{Name: "sw-garbage", Keys: one, Args: args("t", with(sw, "1")), Setup: rlSet(0, time.Hour, func(int64) string { return "1:2" })},
+		{Name: "multi-one-denies-nothing-written", Keys: two, Args: args("t", with(g, "1"), with(sw, "2")),
+			Setup: rlSet(1, time.Hour, rlWindows(w, 0, 9, 0))},
+		{Name: "multi-never", Keys: two, Args: args("t", with(sw, "1"), with(g, "20"))},
+	}
+	if exact {
+		// GCRA writes its TAT, a time: equal only when both clocks are set.
+		cases = append(cases,
+			ScriptCase{Name: "gcra-fresh", Keys: one, Args: args("t", with(g, "1"))},
+			ScriptCase{Name: "gcra-existing", Keys: one, Args: args("t", with(g, "3")), Setup: rlSet(0, time.Second, tat(500_000))},
+			ScriptCase{Name: "gcra-stale-tat", Keys: one, Args: args("t", with(g, "1")), Setup: rlSet(0, time.Hour, tat(-5_000_000))},
+			ScriptCase{Name: "gcra-garbage", Keys: one, Args: args("t", with(g, "1")), Setup: rlSet(0, time.Hour, func(int64) string { return "12abc" })},
+			ScriptCase{Name: "gcra-refund", Keys: one, Args: args("r", with(g, "2")), Setup: rlSet(0, time.Second, tat(300_000))},
+			ScriptCase{Name: "gcra-refund-to-nothing", Keys: one, Args: args("r", with(g, "2")), Setup: rlSet(0, time.Second, tat(100_000))},
+			ScriptCase{Name: "multi-take", Keys: two, Args: args("t", with(g, "2"), with(sw, "1")), Setup: rlSet(1, time.Hour, rlWindows(w, 0, 2, 3))},
+			ScriptCase{Name: "multi-refund", Keys: two, Args: args("r", with(g, "1"), with(sw, "1")),
+				Setup: func(ctx context.Context, s store.Store, keys []string) error {
+					if err := rlSet(0, time.Second, tat(400_000))(ctx, s, keys); err != nil {
+						return err
+					}
+					return rlSet(1, time.Hour, rlWindows(w, 0, 2, 3))(ctx, s, keys)
+				}},
+		)
+	} else {
+		e.t.Log("no settable clock: the GCRA cases that write a time are compared on memory and miniredis only")
+		for i := range cases {
+			cases[i].Equal = rlEqualWithin
+		}
+	}
+	CheckScript(e.t, e.h, ratelimit.DecideScript(), cases)
+}

@@ -1,0 +1,2 @@
+// Package ratelimit limits requests with policies kept in a karat store.
+package ratelimit

@@ -1,0 +1,536 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/karat-go/karat/store"
+)
+
+// Options configure a Limiter. The zero value (or nil) is valid.
+type Options struct {
+	// Namespace prefixes every key; zero means karat:ratelimit.
+	Namespace store.Namespace
+	// Clock is the application's clock; nil means time.Now. Decisions never
+	// read it (they run on the store's clock); only the local memories do,
+	// and only for durations (how long ago a denial was learned), so a clock
+	// that is off by a constant changes nothing.
+	Clock func() time.Time
+	// Timeout bounds each store call on top of the caller's context; 0
+	// means DefaultTimeout, a negative value means only the caller's
+	// deadline.
+	Timeout time.Duration
+	// BlockedKeys caps how many "blocked until" entries the limiter
+	// remembers; 0 means DefaultBlockedKeys, a negative value turns the
+	// memory off.
+	BlockedKeys int
+	// FailRetryAfter is the Retry-After of a FailClosed denial; 0 means one
+	// second.
+	FailRetryAfter time.Duration
+	// LocalKeys caps the keys of the in-process limiter used by FailLocal; 0
+	// means DefaultLocalKeys.
+	LocalKeys int
+}
+
+// Defaults of Options.
+const (
+	DefaultTimeout     = 250 * time.Millisecond
+	DefaultBlockedKeys = 100_000
+	DefaultLocalKeys   = 100_000
+)
+
+// DefaultNamespace is where keys go when Options.Namespace is zero.
+var DefaultNamespace = store.MustNamespace("karat", "ratelimit")
+
+// Limiter decides requests against policies kept in a store. It is safe for
+// concurrent use; make one per process and share it.
+type Limiter struct {
+	s              store.Store
+	ns             store.Namespace
+	clock          func() time.Time
+	base           time.Time
+	timeout        time.Duration
+	failRetryAfter time.Duration
+	blocked        *blockedMemory
+	local          *localLimiter
+	compiled       sync.Map // Policy -> *compiled
+
+	stats struct {
+		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
+	}
+}
+
+// New returns a Limiter over s.
+func New(s store.Store, opts *Options) *Limiter {
+	if opts == nil {
+		opts = &Options{}
+	}
+	l := &Limiter{s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
+	if l.ns.IsZero() {
+		l.ns = DefaultNamespace
+	}
+	if l.clock == nil {
+		l.clock = time.Now
+	}
+	l.base = l.clock()
+	if l.timeout == 0 {
+		l.timeout = DefaultTimeout
+	}
+	if l.failRetryAfter <= 0 {
+		l.failRetryAfter = time.Second
+	}
+	if opts.BlockedKeys >= 0 {
+		n := opts.BlockedKeys
+		if n == 0 {
+			n = DefaultBlockedKeys
+		}
+		l.blocked = newBlockedMemory(n)
+	}
+	lk := opts.LocalKeys
+	if lk <= 0 {
+		lk = DefaultLocalKeys
+	}
+	l.local = newLocalLimiter(lk)
+	return l
+}
+
+// mono is the application clock as a duration since New: only differences
+// of it are ever used.
+func (l *Limiter) mono() time.Duration { return l.clock().Sub(l.base) }
+
+// Decision is the outcome for one policy, or for a set of them.
+type Decision struct {
+	// Policy is the name of the policy (for a set: of the one that decided:
+	// the first that denied, or the one with the least remaining).
+	Policy string
+	// Allowed tells whether the request may proceed (and was charged, for
+	// Allow).
+	Allowed bool
+	// Limit is the policy's Limit, for headers.
+	Limit int64
+	// Window is the policy's Window, for headers.
+	Window time.Duration
+	// Remaining is how many cost units the policy would admit right now
+	// (after this request's charge when it was allowed). Never negative.
+	Remaining int64
+	// ResetAfter is how long until the subject's count is back to zero if it
+	// makes no more requests.
+	ResetAfter time.Duration
+	// RetryAfter is how long to wait before the same request can be
+	// admitted; 0 when allowed. Meaningless when Never is set.
+	RetryAfter time.Duration
+	// Never is set when the cost exceeds what the policy can ever admit at
+	// once (its burst): retrying cannot help.
+	Never bool
+	// Degraded is the store error when the policy's FailMode decided
+	// instead of the store; nil otherwise.
+	Degraded error
+	// Local is set when the local "blocked until" memory answered without a
+	// store round trip.
+	Local bool
+}
+
+// Stats are a Limiter's counters since New.
+type Stats struct {
+	Decisions    uint64 // Allow, Peek and AllowAll calls that returned a decision
+	StoreCalls   uint64 // scripts run on the store
+	BlockedHits  uint64 // denials answered by the "blocked until" memory
+	FailedOpen   uint64 // policy decisions made by FailOpen
+	FailedClosed uint64 // policy decisions made by FailClosed
+	FailedLocal  uint64 // policy decisions made by FailLocal
+	Refunds      uint64 // reservations given back (AllowAll across subjects)
+	RefundErrors uint64 // refunds that failed: that quota stays used until it refills
+}
+
+// Stats returns a snapshot of the counters.
+func (l *Limiter) Stats() Stats {
+	return Stats{
+		Decisions: l.stats.decisions.Load(), StoreCalls: l.stats.storeCalls.Load(),
+		BlockedHits: l.stats.blockedHits.Load(), FailedOpen: l.stats.failedOpen.Load(),
+		FailedClosed: l.stats.failedClosed.Load(), FailedLocal: l.stats.failedLocal.Load(),
+		Refunds: l.stats.refunds.Load(), RefundErrors: l.stats.refundErrors.Load(),
+	}
+}
+
+// Request is one policy applied to one subject key, with a cost.
+type Request struct {
+	Policy Policy
+	// Key is the subject: "ip:203.0.113.9", "user:42", a tenant id, ...
+	// Any bytes up to store.MaxPartLen; it is encoded, and it is the key's
+	// hash tag, so that every policy on one subject is decided in one slot.
+	Key string
+	// Cost is how many units the request takes; 0 means 1.
+	Cost int64
+}
+
+// compiled is a policy's script arguments, formatted once.
+type compiled struct {
+	alg, a, b string
+	burst     int64
+	err       error
+}
+
+func (l *Limiter) compile(p Policy) *compiled {
+	if c, ok := l.compiled.Load(p); ok {
+		return c.(*compiled)
+	}
+	c := &compiled{err: p.Validate()}
+	if c.err == nil {
+		if p.Algorithm == GCRA {
+			t := p.interval()
+			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
+		} else {
+			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
+		}
+	}
+	l.compiled.Store(p, c)
+	return c
+}
+
+// Allow decides one request of cost units (at least 1) on key under p,
+// charging it when it is allowed. A denied request charges nothing. An
+// error is returned only for bad input (ErrInvalidPolicy, ErrInvalidCost,
+// ErrInvalidKey, store.ErrInvalidKey); a store that fails is handled by the
+// policy's FailMode and reported in Decision.Degraded.
+func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
+	if cost < 1 {
+		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	var one [1]Request
+	one[0] = Request{Policy: p, Key: key, Cost: cost}
+	ds, err := l.decide(ctx, one[:], modeTake)
+	if err != nil {
+		return Decision{}, err
+	}
+	return ds[0], nil
+}
+
+// Peek is Allow without charging: it reports whether the request would be
+// allowed now and what remains. Peeks change nothing, however many.
+func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
+	if cost < 1 {
+		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	var one [1]Request
+	one[0] = Request{Policy: p, Key: key, Cost: cost}
+	ds, err := l.decide(ctx, one[:], modePeek)
+	if err != nil {
+		return Decision{}, err
+	}
+	return ds[0], nil
+}
+
+// AllowAll decides several requests together: all are charged, or (when any
+// one is denied) none is. It returns the overall decision (the first denial,
+// or the allowed decision with the least remaining) and one decision per
+// request, in order. Requests on one Key are decided by one script in one
+// round trip; requests on different keys are reserved one key at a time and
+// the reservations are refunded when a later key denies (see the package
+// doc for what a crash in between does).
+func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
+	ds, err := l.decide(ctx, reqs, modeTake)
+	if err != nil {
+		return Decision{}, nil, err
+	}
+	return Overall(ds), ds, nil
+}
+
+// PeekAll is AllowAll without charging.
+func (l *Limiter) PeekAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
+	ds, err := l.decide(ctx, reqs, modePeek)
+	if err != nil {
+		return Decision{}, nil, err
+	}
+	return Overall(ds), ds, nil
+}
+
+// Overall folds per-policy decisions into one: the first denial (the
+// longest RetryAfter among denials, a Never first), or else the allowed
+// decision with the least Remaining.
+func Overall(ds []Decision) Decision {
+	var out Decision
+	found := false
+	for _, d := range ds {
+		if d.Allowed {
+			continue
+		}
+		if !found || d.Never && !out.Never || d.Never == out.Never && d.RetryAfter > out.RetryAfter {
+			out, found = d, true
+		}
+	}
+	if found {
+		return out
+	}
+	for i, d := range ds {
+		if i == 0 || d.Remaining < out.Remaining {
+			out = d
+		}
+	}
+	return out
+}
+
+// Reset forgets key's count under p, on the store and in this limiter's
+// "blocked until" memory. Other Limiter instances keep answering a denial
+// from their own memory until the retry time they were told has passed (at
+// most that long), then see the reset.
+func (l *Limiter) Reset(ctx context.Context, p Policy, key string) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	k, err := l.key(p, key)
+	if err != nil {
+		return err
+	}
+	if l.blocked != nil {
+		l.blocked.forget(k)
+	}
+	l.local.forget(k)
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	_, err = l.s.Delete(ctx, k)
+	return err
+}
+
+func (l *Limiter) key(p Policy, key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty subject", ErrInvalidKey)
+	}
+	return l.ns.TaggedKey(key, p.Name)
+}
+
+func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.timeout < 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.timeout)
+}
+
+// item is one request being decided.
+type item struct {
+	req  Request
+	c    *compiled
+	key  string
+	done bool // decided (by the blocked memory or a fail mode)
+}
+
+// decide is the heart: validate, answer from the blocked memory, group by
+// subject, run one script per subject, refund on a later denial, and apply
+// fail modes to the subjects the store could not decide.
+func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]Decision, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	var itemsBuf [4]item
+	items := itemsBuf[:0]
+	for i, r := range reqs {
+		if r.Cost == 0 {
+			r.Cost = 1
+		}
+		if r.Cost < 0 {
+			return nil, fmt.Errorf("%w: %d", ErrInvalidCost, r.Cost)
+		}
+		c := l.compile(r.Policy)
+		if c.err != nil {
+			return nil, c.err
+		}
+		k, err := l.key(r.Policy, r.Key)
+		if err != nil {
+			return nil, err
+		}
+		for _, prev := range items[:i] {
+			if prev.key == k {
+				return nil, fmt.Errorf("%w: policy %q twice on one subject", ErrInvalidPolicy, r.Policy.Name)
+			}
+		}
+		items = append(items, item{req: r, c: c, key: k})
+	}
+	ds := make([]Decision, len(items))
+	for i := range items {
+		p := items[i].req.Policy
+		ds[i] = Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
+	}
+
+	// A subject remembered as blocked denies the whole set at once: nothing
+	// is charged, nothing is asked.
+	if l.blocked != nil {
+		now := l.mono()
+		for i := range items {
+			if retry, reset, ok := l.blocked.check(items[i].key, items[i].req.Cost, now); ok {
+				d := &ds[i]
+				d.Allowed, d.RetryAfter, d.ResetAfter, d.Local = false, retry, reset, true
+				l.stats.blockedHits.Add(1)
+				l.stats.decisions.Add(1)
+				for j := range ds {
+					if j != i {
+						ds[j].Allowed = false
+					}
+				}
+				return ds, nil
+			}
+		}
+	}
+
+	// Group by subject (the hash tag), keeping the order of first use.
+	groups := make([][2]int, 0, 1) // [first, end) into an order slice
+	order := make([]int, 0, len(items))
+	used := make([]bool, len(items))
+	for i := range items {
+		if used[i] {
+			continue
+		}
+		first := len(order)
+		for j := i; j < len(items); j++ {
+			if !used[j] && items[j].req.Key == items[i].req.Key {
+				used[j] = true
+				order = append(order, j)
+			}
+		}
+		groups = append(groups, [2]int{first, len(order)})
+	}
+
+	charged := make([]bool, len(groups))
+	allowed := true
+	for g, span := range groups {
+		idx := order[span[0]:span[1]]
+		ok, err := l.runGroup(ctx, items, idx, ds, mode)
+		if err != nil {
+			if isInputError(err) {
+				l.refundGroups(ctx, items, order, groups, charged)
+				return nil, err
+			}
+			ok = l.failGroup(items, idx, ds, err, mode)
+		} else if mode == modeTake && ok {
+			charged[g] = true
+		}
+		if !ok {
+			allowed = false
+			if mode == modeTake {
+				// No point asking the other subjects: the set is denied.
+				// Their decisions stay "not decided": allowed false.
+				break
+			}
+		}
+	}
+	if !allowed {
+		for i := range ds {
+			ds[i].Allowed = false
+		}
+		if mode == modeTake {
+			l.refundGroups(ctx, items, order, groups, charged)
+		}
+	}
+	l.stats.decisions.Add(1)
+	return ds, nil
+}
+
+func isInputError(err error) bool {
+	return errors.Is(err, store.ErrInvalidKey) || errors.Is(err, store.ErrCrossSlot) ||
+		errors.Is(err, ErrInvalidPolicy) || errors.Is(err, ErrInvalidCost)
+}
+
+// runGroup runs the script for the items of one subject and fills their
+// decisions; it reports whether every one was allowed.
+func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []Decision, mode string) (bool, error) {
+	var keysBuf [4]string
+	var argsBuf [1 + 4*argsPerKey]string
+	keys := keysBuf[:0]
+	args := append(argsBuf[:0], mode)
+	for _, i := range idx {
+		it := &items[i]
+		keys = append(keys, it.key)
+		args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+	}
+	cctx, cancel := l.withTimeout(ctx)
+	v, err := l.s.Eval(cctx, decideScript, keys, args...)
+	cancel()
+	l.stats.storeCalls.Add(1)
+	if err != nil {
+		return false, err
+	}
+	if v.Kind != store.KindArray || len(v.Array) != 1+4*len(idx) {
+		return false, fmt.Errorf("karat/ratelimit: unexpected script result %s", v)
+	}
+	all := v.Array[0].Int == 1
+	var now time.Duration
+	if l.blocked != nil {
+		now = l.mono()
+	}
+	for n, i := range idx {
+		r := v.Array[1+4*n : 5+4*n]
+		d := &ds[i]
+		d.Allowed = r[0].Int == 1
+		d.Remaining = max(0, r[1].Int)
+		d.ResetAfter = time.Duration(r[2].Int) * time.Microsecond
+		switch {
+		case r[3].Int < 0:
+			d.Never = true
+		case r[3].Int > 0:
+			d.RetryAfter = time.Duration(r[3].Int) * time.Microsecond
+			if l.blocked != nil {
+				l.blocked.remember(items[i].key, items[i].req.Cost, now, now+d.RetryAfter, now+d.ResetAfter)
+			}
+		}
+	}
+	return all, nil
+}
+
+// failGroup decides the items of one subject by their fail modes.
+func (l *Limiter) failGroup(items []item, idx []int, ds []Decision, cause error, mode string) bool {
+	all := true
+	now := l.mono()
+	for _, i := range idx {
+		it := &items[i]
+		d := &ds[i]
+		d.Degraded = cause
+		p := it.req.Policy
+		switch p.FailMode {
+		case FailOpen:
+			d.Allowed = true
+			d.Remaining = 0
+			l.stats.failedOpen.Add(1)
+		case FailLocal:
+			d.Allowed, d.Remaining, d.RetryAfter, d.ResetAfter, d.Never = l.local.decide(it.key, p, it.req.Cost, now, mode == modeTake)
+			l.stats.failedLocal.Add(1)
+		default:
+			d.Allowed = false
+			d.RetryAfter = l.failRetryAfter
+			l.stats.failedClosed.Add(1)
+		}
+		if !d.Allowed {
+			all = false
+		}
+	}
+	return all
+}
+
+// refundGroups gives back the charges of the groups marked charged.
+func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool) {
+	for g, span := range groups {
+		if !charged[g] {
+			continue
+		}
+		charged[g] = false
+		idx := order[span[0]:span[1]]
+		keys := make([]string, 0, len(idx))
+		args := []string{modeRefund}
+		for _, i := range idx {
+			it := &items[i]
+			keys = append(keys, it.key)
+			args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		}
+		cctx, cancel := l.withTimeout(ctx)
+		_, err := l.s.Eval(cctx, decideScript, keys, args...)
+		cancel()
+		l.stats.storeCalls.Add(1)
+		if err != nil {
+			l.stats.refundErrors.Add(1)
+			continue
+		}
+		l.stats.refunds.Add(1)
+	}
+}

@@ -1,0 +1,356 @@
+package ratelimit
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/karat-go/karat/store"
+)
+
+// Script modes (ARGV[1]).
+const (
+	modeTake   = "t"
+	modePeek   = "p"
+	modeRefund = "r"
+)
+
+// Algorithm codes in the script's arguments.
+const (
+	algGCRA    = "g"
+	algSliding = "s"
+)
+
+// argsPerKey is how many arguments each key takes after the mode: the
+// algorithm, two numbers that depend on it, and the cost.
+const argsPerKey = 4
+
+// decideLua decides every policy of one subject at once, on the store's
+// clock (microseconds), and writes only when every one admits (mode "t").
+// Mode "p" writes nothing; mode "r" gives a cost back (a refund).
+//
+// Per key: ARGV alg, a, b, cost. GCRA: a = emission interval T, b = burst
+// tolerance tau = burst*T; the key holds the theoretical arrival time (TAT).
+// Sliding window: a = window W (a whole number of ms), b = limit; the key
+// holds "index:current:previous" counts of the fixed windows.
+//
+// Returns {all, ok1, remaining1, reset1, retry1, ok2, ...}; times in µs,
+// retry -1 when the cost can never be admitted.
+const decideLua = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local mode = ARGV[1]
+if #ARGV ~= 1 + 4 * #KEYS then
+  return redis.error_reply('BADARGS karat-ratelimit-decide')
+end
+local out = {1}
+local wv, wt = {}, {}
+local all = true
+for i = 1, #KEYS do
+  local j = 2 + (i - 1) * 4
+  local alg, a, b, cost = ARGV[j], tonumber(ARGV[j + 1]), tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])
+  if not (a and b and cost) or a <= 0 then
+    return redis.error_reply('BADARGS karat-ratelimit-decide')
+  end
+  local raw = redis.call('GET', KEYS[i])
+  local ok, rem, reset, retry = 0, 0, 0, 0
+  if alg == 'g' then
+    local tat = now
+    if raw and string.match(raw, '^%d+$') then
+      local x = tonumber(raw)
+      if x > now then tat = x end
+    end
+    local used = tat - now
+    local diff = used + cost * a
+    local free = 0
+    if b > used then free = math.floor((b - used) / a) end
+    reset = used
+    rem = free
+    if mode == 'r' then
+      local back = used - cost * a
+      if back > 0 then
+        wv[i] = string.format('%d', now + back)
+        wt[i] = back
+      else
+        wv[i] = false
+      end
+    elseif cost * a > b then
+      retry = -1
+    elseif diff <= b then
+      ok = 1
+      if mode == 't' then
+        rem = math.floor((b - diff) / a)
+        reset = diff
+        wv[i] = string.format('%d', now + diff)
+        wt[i] = diff
+      end
+    else
+      retry = diff - b
+    end
+  else
+    local W, L = a, b
+    local Wm = W / 1000
+    local idx = math.floor(now / W)
+    local start = idx * W
+    local c, p = 0, 0
+    if raw then
+      local si, sc, sp = string.match(raw, '^(%d+):(%d+):(%d+)$')
+      if si then
+        si = tonumber(si)
+        if si == idx then
+          c = tonumber(sc)
+          p = tonumber(sp)
+        elseif si == idx - 1 then
+          p = tonumber(sc)
+        end
+      end
+    end
+    local em = math.floor((now - start) / 1000)
+    local est = c + math.ceil(p * (Wm - em) / Wm)
+    if L > est then rem = L - est end
+    if mode == 'r' then
+      if c >= cost then
+        c = c - cost
+      else
+        p = p - (cost - c)
+        if p < 0 then p = 0 end
+        c = 0
+      end
+      wv[i] = false
+    elseif cost > L then
+      retry = -1
+    elseif est + cost <= L then
+      ok = 1
+      if mode == 't' then
+        c = c + cost
+        rem = L - est - cost
+      end
+    elseif c + cost <= L then
+      local e = Wm - math.floor((L - c - cost) * Wm / p)
+      retry = start + e * 1000 - now
+    else
+      local e = Wm - math.floor((L - cost) * Wm / c)
+      if e < 0 then e = 0 end
+      retry = start + W + e * 1000 - now
+    end
+    if c > 0 then
+      reset = start + 2 * W - now
+    elseif p > 0 then
+      reset = start + W - now
+    end
+    if (mode == 't' and ok == 1) or mode == 'r' then
+      if reset > 0 then
+        wv[i] = string.format('%d:%d:%d', idx, c, p)
+        wt[i] = reset
+      else
+        wv[i] = false
+      end
+    end
+  end
+  if ok == 0 then all = false end
+  out[#out + 1] = ok
+  out[#out + 1] = rem
+  out[#out + 1] = reset
+  out[#out + 1] = retry
+end
+if (mode == 't' and all) or mode == 'r' then
+  for i = 1, #KEYS do
+    if wv[i] then
+      redis.call('SET', KEYS[i], wv[i], 'PX', string.format('%d', math.ceil(wt[i] / 1000)))
+    elseif wv[i] == false then
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+if not all then out[1] = 0 end
+return out
+`
+
+// decideScript is decideLua with its Go twin, run by the memory driver.
+var decideScript = store.NewScript("karat-ratelimit-decide", decideLua, decideGo)
+
+// DecideScript returns the script every decision runs, so that
+// conformance.CheckScript can prove its Lua and Go bodies equal.
+func DecideScript() *store.Script { return decideScript }
+
+// write is one pending write of decideGo: set val for ttl µs, or delete.
+type write struct {
+	set bool
+	val string
+	ttl int64
+	del bool
+}
+
+func parseDigits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+func errArgs() error {
+	return &store.ScriptError{Message: "BADARGS karat-ratelimit-decide"}
+}
+
+func decideGo(v store.ScriptView, keys, args []string) (store.Value, error) {
+	if len(args) != 1+argsPerKey*len(keys) {
+		return store.Value{}, errArgs()
+	}
+	now := v.Now().UnixMicro()
+	mode := args[0]
+	out := make([]store.Value, 1, 1+4*len(keys))
+	out[0] = store.IntValue(1)
+	writes := make([]write, len(keys))
+	all := true
+	for i, key := range keys {
+		j := 1 + i*argsPerKey
+		alg := args[j]
+		a, err1 := strconv.ParseInt(args[j+1], 10, 64)
+		b, err2 := strconv.ParseInt(args[j+2], 10, 64)
+		cost, err3 := strconv.ParseInt(args[j+3], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || a <= 0 {
+			return store.Value{}, errArgs()
+		}
+		raw, err := v.Get(key)
+		present := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return store.Value{}, err
+		}
+		var ok, rem, reset, retry int64
+		if alg == algGCRA {
+			tat := now
+			if present {
+				if x, good := parseDigits(string(raw)); good && x > now {
+					tat = x
+				}
+			}
+			used := tat - now
+			diff := used + cost*a
+			if b > used {
+				rem = (b - used) / a
+			}
+			reset = used
+			switch {
+			case mode == modeRefund:
+				if back := used - cost*a; back > 0 {
+					writes[i] = write{set: true, val: strconv.FormatInt(now+back, 10), ttl: back}
+				} else {
+					writes[i] = write{del: true}
+				}
+			case cost*a > b:
+				retry = -1
+			case diff <= b:
+				ok = 1
+				if mode == modeTake {
+					rem = (b - diff) / a
+					reset = diff
+					writes[i] = write{set: true, val: strconv.FormatInt(now+diff, 10), ttl: diff}
+				}
+			default:
+				retry = diff - b
+			}
+		} else {
+			w, l := a, b
+			wm := w / 1000
+			idx := now / w
+			start := idx * w
+			var c, p int64
+			if present {
+				if si, sc, sp, good := parseWindows(string(raw)); good {
+					switch si {
+					case idx:
+						c, p = sc, sp
+					case idx - 1:
+						p = sc
+					}
+				}
+			}
+			em := (now - start) / 1000
+			est := c + (p*(wm-em)+wm-1)/wm
+			if l > est {
+				rem = l - est
+			}
+			switch {
+			case mode == modeRefund:
+				if c >= cost {
+					c -= cost
+				} else {
+					p = max(0, p-(cost-c))
+					c = 0
+				}
+				writes[i] = write{del: true}
+			case cost > l:
+				retry = -1
+			case est+cost <= l:
+				ok = 1
+				if mode == modeTake {
+					c += cost
+					rem = l - est - cost
+				}
+			case c+cost <= l:
+				e := wm - (l-c-cost)*wm/p
+				retry = start + e*1000 - now
+			default:
+				e := max(0, wm-(l-cost)*wm/c)
+				retry = start + w + e*1000 - now
+			}
+			switch {
+			case c > 0:
+				reset = start + 2*w - now
+			case p > 0:
+				reset = start + w - now
+			}
+			if (mode == modeTake && ok == 1) || mode == modeRefund {
+				if reset > 0 {
+					writes[i] = write{set: true, val: strconv.FormatInt(idx, 10) + ":" + strconv.FormatInt(c, 10) + ":" + strconv.FormatInt(p, 10), ttl: reset}
+				} else {
+					writes[i] = write{del: true}
+				}
+			}
+		}
+		if ok == 0 {
+			all = false
+		}
+		out = append(out, store.IntValue(ok), store.IntValue(rem), store.IntValue(reset), store.IntValue(retry))
+	}
+	if (mode == modeTake && all) || mode == modeRefund {
+		for i, w := range writes {
+			switch {
+			case w.set:
+				ms := (w.ttl + 999) / 1000
+				if err := v.Set(keys[i], []byte(w.val), time.Duration(ms)*time.Millisecond); err != nil {
+					return store.Value{}, err
+				}
+			case w.del:
+				if _, err := v.Delete(keys[i]); err != nil {
+					return store.Value{}, err
+				}
+			}
+		}
+	}
+	if !all {
+		out[0] = store.IntValue(0)
+	}
+	return store.ArrayValue(out...), nil
+}
+
+// parseWindows reads "index:current:previous".
+func parseWindows(s string) (idx, cur, prev int64, ok bool) {
+	a, rest, ok1 := strings.Cut(s, ":")
+	b, c, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return 0, 0, 0, false
+	}
+	var g1, g2, g3 bool
+	idx, g1 = parseDigits(a)
+	cur, g2 = parseDigits(b)
+	prev, g3 = parseDigits(c)
+	return idx, cur, prev, g1 && g2 && g3
+}
