@@ -89,31 +89,167 @@ func Schemes() []string {
 	return out
 }
 
-// Open parses rawURL and opens the store it names. The password, if any, is
-// never part of an error message.
+// DefaultOpenTimeout bounds Open when its context has no deadline: a server
+// that accepts the connection and never answers (a TLS client talking to a
+// plaintext server, say) must not hang start-up forever.
+const DefaultOpenTimeout = 10 * time.Second
+
+// dialTimeout bounds one connection attempt of the clients Open builds, on
+// every call, not only in Open: without a deadline in the caller's context
+// nothing else would.
+const dialTimeout = 5 * time.Second
+
+// Open parses rawURL and opens the store it names, and checks that it
+// answers a PING. No part of the URL's user-info (user name or password)
+// is ever part of an error message, however malformed the URL.
+//
+// Open returns by ctx's deadline, or after DefaultOpenTimeout when ctx has
+// none. A server that refuses connections fails it at once, with the cause
+// (store.ErrUnavailable joined with the dial error); a wrong password, user
+// or database index fails it with store.ErrConfig; a deadline that passes
+// first gives store.ErrUnavailable joined with context.DeadlineExceeded.
 func Open(ctx context.Context, rawURL string) (store.Store, error) {
-	u, err := url.Parse(rawURL)
+	u, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrBadURL, redactParseError(err))
-	}
-	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: no scheme (want one of %s)", ErrBadURL, strings.Join(Schemes(), ", "))
+		return nil, err
 	}
 	mu.RLock()
 	fn := openers[u.Scheme]
 	mu.RUnlock()
 	if fn == nil {
-		return nil, fmt.Errorf("%w: unknown scheme %q (want one of %s)", ErrBadURL, u.Scheme, strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("%w: unknown scheme %q (want one of %s)", ErrBadURL, u.Scheme, schemeList())
 	}
-	s, err := fn(ctx, u)
+	where := redacted(u)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("karat/drivers: %s: %w", where, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultOpenTimeout)
+		defer cancel()
+	}
+	type result struct {
+		s   store.Store
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := fn(ctx, u)
+		if err == nil {
+			if err = s.Ping(ctx); err != nil {
+				s.Close()
+				s = nil
+			}
+		}
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			if errors.Is(r.err, ErrBadURL) {
+				return nil, r.err
+			}
+			return nil, fmt.Errorf("karat/drivers: %s: %w", where, r.err)
+		}
+		return r.s, nil
+	case <-ctx.Done():
+		// A client library that does not honour ctx (rueidis dials in
+		// NewClient, which takes none) finishes in the background; what it
+		// built is closed then.
+		go func() {
+			if r := <-done; r.s != nil {
+				r.s.Close()
+			}
+		}()
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("karat/drivers: %s: %w", where, err)
+	}
+}
+
+// redacted is u without its user-info, for messages: not even the user
+// name, which may be a secret of its own (or hold a misplaced password).
+func redacted(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+// parseURL parses a store URL. karat splits off the user-info itself,
+// before net/url sees the URL: a password with an unescaped '/', '?', '#' or
+// '@' would otherwise end the authority early, and net/url's error (or the
+// host it found) would quote a piece of it. The user-info is everything
+// before the last '@' of the URL, so nothing of it is ever quoted; an '@'
+// after the host (in a tls_ca path, say) must be written %40. Percent-escapes
+// in the user-info are decoded; a '%' that starts no valid escape is
+// refused.
+func parseURL(raw string) (*url.URL, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || !validScheme(scheme) {
+		return nil, fmt.Errorf("%w: no scheme (want one of %s)", ErrBadURL, schemeList())
+	}
+	var user *url.Userinfo
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		name, pass, hasPass := strings.Cut(rest[:at], ":")
+		var err1, err2 error
+		if name, err1 = url.PathUnescape(name); hasPass {
+			pass, err2 = url.PathUnescape(pass)
+		}
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: the user-info is not valid percent-encoding (write a '%%' in a password as %%25)", ErrBadURL)
+		}
+		if hasPass {
+			user = url.UserPassword(name, pass)
+		} else {
+			user = url.User(name)
+		}
+		rest = rest[at+1:]
+	}
+	u, err := url.Parse(strings.ToLower(scheme) + "://" + rest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s", ErrBadURL, redactParseError(err))
 	}
-	if err := s.Ping(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("karat/drivers: %s: %w", u.Redacted(), err)
+	u.User = user
+	return u, nil
+}
+
+// hostList reports whether s is one or more comma-separated host:port.
+func hostList(s string) bool {
+	for _, h := range strings.Split(s, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil || host == "" {
+			return false
+		}
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
 	}
-	return s, nil
+	return s != ""
+}
+
+// validScheme reports whether s is a URL scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-', '.').
+func validScheme(s string) bool {
+	for i, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && ('0' <= r && r <= '9' || r == '+' || r == '-' || r == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// schemeList is "memory://, redis://, ..." for messages.
+func schemeList() string {
+	var out []string
+	for _, s := range Schemes() {
+		out = append(out, s+"://")
+	}
+	return strings.Join(out, ", ")
 }
 
 func redactParseError(err error) string {
@@ -211,6 +347,9 @@ func parseRedis(u *url.URL) (*redisConfig, error) {
 	for _, h := range strings.Split(u.Host, ",") {
 		host, port, err := net.SplitHostPort(h)
 		if err != nil || host == "" {
+			if u.User != nil {
+				return nil, fmt.Errorf("%w: %q is not host:port (an '@' outside the user-info must be written %%40)", ErrBadURL, h)
+			}
 			return nil, fmt.Errorf("%w: %q is not host:port", ErrBadURL, h)
 		}
 		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
@@ -293,6 +432,7 @@ func openRedis(_ context.Context, u *url.URL) (store.Store, error) {
 		return nil, err
 	}
 	if c.driver == "goredis" {
+		routeGoRedisLogs.Do(func() { redis.SetLogger(goredisstore.SlogLogger(nil)) })
 		return goredisstore.New(c.goredisClient(), &goredisstore.Options{CloseClient: true}), nil
 	}
 	opt := rueidis.ClientOption{
@@ -303,6 +443,8 @@ func openRedis(_ context.Context, u *url.URL) (store.Store, error) {
 		TLSConfig:        c.tls,
 		DisableCache:     !c.cache,
 		ConnWriteTimeout: connWriteTimeout,
+		Dialer:           net.Dialer{Timeout: dialTimeout},
+		RetryDelay:       rueidisstore.RetryDelay,
 	}
 	switch {
 	case c.masterName != "":
@@ -312,10 +454,29 @@ func openRedis(_ context.Context, u *url.URL) (store.Store, error) {
 	}
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
-		return nil, fmt.Errorf("karat/drivers: %s: %w: %w", u.Redacted(), store.ErrUnavailable, err)
+		return nil, rueidisstore.MapError(context.Background(), err)
 	}
 	return rueidisstore.New(client, &rueidisstore.Options{CloseClient: true, DisableCache: !c.cache}), nil
 }
+
+// routeGoRedisLogs sends go-redis's log lines, which it prints to stderr
+// by default (one per failed dial while a server is down), to log/slog at
+// Debug level, the first time Open builds a go-redis client: karat reports
+// those failures as errors. The logger is process-wide in go-redis.
+var routeGoRedisLogs sync.Once
+
+// goRedisRetries are the command retries of the go-redis clients Open
+// builds: one, for a pooled connection the server closed (a restart), with a
+// short backoff. go-redis's defaults (3 retries of every dial error, with
+// backoff up to 1s, each dial retried 5 times 100ms apart) made a call against
+// a server that refuses connections take its whole deadline and lose the
+// cause; with these it fails in milliseconds with "connection refused".
+const (
+	goRedisMaxRetries    = 1
+	goRedisMinBackoff    = 2 * time.Millisecond
+	goRedisMaxBackoff    = 20 * time.Millisecond
+	goRedisDialerRetries = 1 // one attempt per dial
+)
 
 func (c *redisConfig) goredisClient() redis.UniversalClient {
 	switch {
@@ -323,16 +484,22 @@ func (c *redisConfig) goredisClient() redis.UniversalClient {
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: c.masterName, SentinelAddrs: c.addrs,
 			Username: c.username, Password: c.password, DB: c.db,
-			TLSConfig: c.tls, ContextTimeoutEnabled: true,
+			TLSConfig: c.tls, ContextTimeoutEnabled: true, DialTimeout: dialTimeout,
+			MaxRetries: goRedisMaxRetries, MinRetryBackoff: goRedisMinBackoff, MaxRetryBackoff: goRedisMaxBackoff,
+			DialerRetries: goRedisDialerRetries,
 		})
 	case c.cluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.addrs, Username: c.username, Password: c.password,
-			TLSConfig: c.tls, ContextTimeoutEnabled: true,
+			TLSConfig: c.tls, ContextTimeoutEnabled: true, DialTimeout: dialTimeout,
+			MaxRetries: goRedisMaxRetries, MinRetryBackoff: goRedisMinBackoff, MaxRetryBackoff: goRedisMaxBackoff,
+			DialerRetries: goRedisDialerRetries,
 		})
 	}
 	return redis.NewClient(&redis.Options{
 		Addr: c.addrs[0], Username: c.username, Password: c.password, DB: c.db,
-		TLSConfig: c.tls, ContextTimeoutEnabled: true,
+		TLSConfig: c.tls, ContextTimeoutEnabled: true, DialTimeout: dialTimeout,
+		MaxRetries: goRedisMaxRetries, MinRetryBackoff: goRedisMinBackoff, MaxRetryBackoff: goRedisMaxBackoff,
+		DialerRetries: goRedisDialerRetries,
 	})
 }

@@ -35,6 +35,14 @@ var (
 	// time: connection refused or reset, a stalled server past the deadline,
 	// a cluster without a reachable master for the slot, LOADING, and the like.
 	ErrUnavailable = errors.New("karat/store: store unavailable")
+	// ErrConfig: the server refused the client's configuration, and retrying
+	// will not help until the configuration changes: a wrong user or password
+	// (WRONGPASS), a password missing (NOAUTH) or given to a server without
+	// one, a user without the permission for a command (NOPERM), a database
+	// index the server does not have, a TLS certificate that does not verify.
+	// It is never ErrUnavailable: a caller whose fail mode is "open" should
+	// not treat a misconfigured deployment as a passing outage.
+	ErrConfig = errors.New("karat/store: configuration refused by the server")
 )
 
 // ScriptError is an error that a script body raised on purpose: in Lua with

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -48,13 +49,18 @@ var (
 	_ store.StatsReporter = (*Store)(nil)
 )
 
-// New returns a Store over c; nil opts is valid.
+// New returns a *Store over c, as a store.Store; nil opts is valid.
+//
+// It returns the interface, like rueidisstore.New (whose concrete type
+// depends on its options), so that code switching between the two drivers
+// reads alike; the capabilities are found with store.Capability and the
+// client with As.
 //
 // The client should have ContextTimeoutEnabled: true (drivers.Open sets it):
 // without it go-redis applies only its own read and write timeouts to a
 // command in flight and ignores the context's deadline, so a call against a
 // stalled server outlives its deadline.
-func New(c redis.UniversalClient, opts *Options) *Store {
+func New(c redis.UniversalClient, opts *Options) store.Store {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -394,4 +400,31 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 		return s.g.End(fe.err)
 	}
 	return s.g.End(mapErr(ctx, err, false))
+}
+
+// SlogLogger returns a go-redis logger (for redis.SetLogger) that writes
+// go-redis's own log lines to l at Debug level, with the attribute
+// "component"="go-redis"; nil l means slog.Default(). go-redis prints them
+// to stderr by default, one per failed dial while a server is down; karat
+// returns those failures as errors, so the lines only help debugging.
+// drivers.Open installs it the first time it builds a go-redis client; the
+// logger is process-wide in go-redis, so a program that builds its own
+// clients decides for itself.
+func SlogLogger(l *slog.Logger) interface {
+	Printf(ctx context.Context, format string, v ...any)
+} {
+	return slogLogger{l}
+}
+
+type slogLogger struct{ l *slog.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (s slogLogger) Printf(ctx context.Context, format string, v ...any) {
+	l := s.l
+	if l == nil {
+		l = slog.Default()
+	}
+	if l.Enabled(ctx, slog.LevelDebug) {
+		l.Log(ctx, slog.LevelDebug, fmt.Sprintf(format, v...), "component", "go-redis")
+	}
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // newStore returns a store over a fresh miniredis, its client and the server.
-func newStore(t *testing.T) (*goredisstore.Store, *redis.Client, *miniredis.Miniredis) {
+func newStore(t *testing.T) (store.Store, *redis.Client, *miniredis.Miniredis) {
 	t.Helper()
 	m := miniredis.RunT(t)
 	c := redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
@@ -137,7 +137,7 @@ func TestErrorMapping(t *testing.T) {
 	assert.ErrorIs(t, err, store.ErrUnavailable, "connection refused")
 	var op *net.OpError
 	assert.ErrorAs(t, err, &op, "joined with the network error")
-	assert.EqualValues(t, 1, down.Stats().Errors)
+	assert.EqualValues(t, 1, down.(store.StatsReporter).Stats().Errors)
 }
 
 func TestAs(t *testing.T) {
@@ -176,7 +176,7 @@ func TestClose(t *testing.T) {
 	assert.ErrorIs(t, s.Ping(ctx), store.ErrClosed)
 	_, err := s.Get(ctx, "k")
 	assert.ErrorIs(t, err, store.ErrClosed)
-	assert.ErrorIs(t, s.Scan(ctx, "", func([]string) error { return nil }), store.ErrClosed)
+	assert.ErrorIs(t, s.(store.Scanner).Scan(ctx, "", func([]string) error { return nil }), store.ErrClosed)
 	assert.NoError(t, user.Ping(ctx).Err(), "a user's client stays open")
 
 	owned := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -199,7 +199,7 @@ func TestScan(t *testing.T) {
 		require.NoError(t, s.Set(ctx, k, nil, 0))
 	}
 	got := map[string]bool{}
-	require.NoError(t, s.Scan(ctx, "p*x:", func(keys []string) error {
+	require.NoError(t, s.(store.Scanner).Scan(ctx, "p*x:", func(keys []string) error {
 		for _, k := range keys {
 			got[k] = true
 		}
@@ -209,7 +209,7 @@ func TestScan(t *testing.T) {
 
 	stop := errors.New("stop")
 	calls := 0
-	err := s.Scan(ctx, "", func([]string) error { calls++; return stop })
+	err := s.(store.Scanner).Scan(ctx, "", func([]string) error { calls++; return stop })
 	assert.Same(t, stop, err, "fn's error comes back as fn returned it")
 	assert.Equal(t, 1, calls)
 }
@@ -223,5 +223,5 @@ func TestStats(t *testing.T) {
 	cancel()
 	_ = s.Ping(canceled)        // the caller's context: not an error
 	_, _ = s.HGet(ctx, "", "f") // invalid key: an error
-	assert.Equal(t, store.Stats{Calls: 4, Errors: 2}, s.Stats())
+	assert.Equal(t, store.Stats{Calls: 4, Errors: 2}, s.(store.StatsReporter).Stats())
 }

@@ -285,12 +285,13 @@ func (v *view) IncrBy(key string, delta int64, ttl time.Duration) (int64, error)
 	default:
 		n, ok := parseInt(e.str)
 		if !ok {
-			return 0, fmt.Errorf("%w: %q", store.ErrNotInteger, e.str)
+			// The value is not quoted: it may be a secret, and errors reach logs.
+			return 0, fmt.Errorf("%w: the value is not a base-10 int64", store.ErrNotInteger)
 		}
 		cur, expireAt = n, e.expireAt
 	}
 	if delta > 0 && cur > math.MaxInt64-delta || delta < 0 && cur < math.MinInt64-delta {
-		return 0, fmt.Errorf("%w: %d%+d overflows", store.ErrNotInteger, cur, delta)
+		return 0, fmt.Errorf("%w: the increment would overflow int64", store.ErrNotInteger)
 	}
 	cur += delta
 	v.put(key, &entry{kind: kindString, str: []byte(strconv.FormatInt(cur, 10)), expireAt: expireAt})

@@ -50,20 +50,34 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 	// Widen the window before the call, so that an entry this call fills
 	// never has a TTL larger than the window a later hit is checked with.
 	s.writes.widen(maxStale)
-	if s.writes.recent(key) {
+	resp := s.c.DoCache(ctx, s.c.B().Get().Key(key).Cache(), maxStale)
+	// The write log is checked after the call, hit or miss (a miss may have
+	// joined a fill that was sent before this store's write): a key written
+	// within the window is read from the server. The clock is read at most
+	// once, and only when needed.
+	var now time.Time
+	if s.writes.recent(key, &now) {
 		s.misses.Add(1)
 		return s.get(ctx, key)
 	}
-	resp := s.c.DoCache(ctx, s.c.B().Get().Key(key).Cache(), maxStale)
 	if !resp.IsCacheHit() {
 		s.misses.Add(1)
 		return s.bytesReply(ctx, resp)
 	}
 	// Load the window after the call: whichever call filled the entry had
-	// widened it by then.
-	if age := s.writes.width() - time.Until(time.UnixMilli(resp.CachePXAT())); age > maxStale {
-		s.misses.Add(1)
-		return s.get(ctx, key)
+	// widened it by then. rueidis answers a hit only for an entry whose
+	// CachePXAT is after its own reading of the clock during the call, so
+	// at that instant the entry was younger than the window; when maxStale
+	// is the window (callers that all pass one maxStale) that is the bound
+	// and no clock read is needed. Otherwise the age is computed now.
+	if window := s.writes.width(); maxStale < window {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if age := window - time.UnixMilli(resp.CachePXAT()).Sub(now); age > maxStale {
+			s.misses.Add(1)
+			return s.get(ctx, key)
+		}
 	}
 	s.hits.Add(1)
 	return s.bytesReply(ctx, resp)
@@ -75,15 +89,28 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 // writer sweeps out the keys written before the window, and a shard that
 // holds maxShardKeys keys forgets them all and treats every key it holds as
 // written now, which only sends more reads to the server.
+//
+// In front of the shards, a filter of atomic times (one slot per hash of a
+// key, holding the latest write of any key that hashes there) answers "not
+// written within the window" without a lock or, for a key whose slot is
+// empty, a clock read: the common answer on the read path. A slot can only
+// overstate a key's last write (other keys share it), never understate it,
+// so the filter never hides a write; a recent slot sends the question on to
+// the exact record in the shard. When two writes of one key race, both the
+// slot and the shard keep the later time.
 type writeLog struct {
-	epoch  time.Time    // times are nanoseconds since epoch, on the monotonic clock
+	epoch  time.Time    // times are nanoseconds since epoch (+1, so 0 is "never"), on the monotonic clock
 	window atomic.Int64 // nanoseconds
 	swept  atomic.Int64 // time of the last sweep
 	seed   maphash.Seed
+	filter [filterSlots]atomic.Int64
 	shards [writeShards]writeShard
 }
 
-const writeShards = 64
+const (
+	writeShards = 64
+	filterSlots = 4096
+)
 
 // maxShardKeys bounds a shard; a variable so that tests can lower it.
 var maxShardKeys = 1 << 14
@@ -102,10 +129,15 @@ func newWriteLog() *writeLog {
 	return l
 }
 
-func (l *writeLog) now() int64 { return int64(time.Since(l.epoch)) }
+// since converts t to the log's time.
+func (l *writeLog) since(t time.Time) int64 { return int64(t.Sub(l.epoch)) + 1 }
 
-func (l *writeLog) shard(key string) *writeShard {
-	return &l.shards[maphash.String(l.seed, key)%writeShards]
+func (l *writeLog) now() int64 { return l.since(time.Now()) }
+
+// slots returns key's shard and filter slot.
+func (l *writeLog) slots(key string) (*writeShard, *atomic.Int64) {
+	h := maphash.String(l.seed, key)
+	return &l.shards[h%writeShards], &l.filter[(h/writeShards)%filterSlots]
 }
 
 // widen makes the window at least d.
@@ -121,11 +153,25 @@ func (l *writeLog) widen(d time.Duration) {
 // width returns the window.
 func (l *writeLog) width() time.Duration { return time.Duration(l.window.Load()) }
 
+// storeMax makes v at least t.
+func storeMax(v *atomic.Int64, t int64) {
+	for {
+		old := v.Load()
+		if old >= t || v.CompareAndSwap(old, t) {
+			return
+		}
+	}
+}
+
 // note records that keys were just written. Before any GetCached with a
 // maxStale > 0 the window is 0 and there is nothing to record: no entry
 // filled before the write can exist.
-func (l *writeLog) note(keys []string) {
-	now, window := l.now(), l.window.Load()
+func (l *writeLog) note(keys []string) { l.noteAt(keys, l.now()) }
+
+// noteAt is note with the clock read by the caller: a write that read it
+// earlier may get here later.
+func (l *writeLog) noteAt(keys []string, now int64) {
+	window := l.window.Load()
 	if window == 0 {
 		return
 	}
@@ -133,19 +179,29 @@ func (l *writeLog) note(keys []string) {
 		l.sweep(now, window)
 	}
 	for _, k := range keys {
-		sh := l.shard(k)
+		sh, slot := l.slots(k)
+		storeMax(slot, now)
 		sh.mu.Lock()
 		if len(sh.at) >= maxShardKeys {
 			clear(sh.at)
-			sh.all = now
+			sh.all = max(sh.all, now)
 		}
-		sh.at[k] = now
+		// Keep the later time: a racing write may have stored one already.
+		if at, ok := sh.at[k]; !ok || at < now {
+			sh.at[k] = now
+		}
 		sh.mu.Unlock()
 	}
 }
 
-// sweep forgets the keys written before the window.
+// sweep forgets the keys written before the window, and empties the filter
+// slots whose latest write is older than the window.
 func (l *writeLog) sweep(now, window int64) {
+	for i := range l.filter {
+		if at := l.filter[i].Load(); at != 0 && now-at >= window {
+			l.filter[i].CompareAndSwap(at, 0) // a write that raced in keeps its slot
+		}
+	}
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
@@ -158,15 +214,26 @@ func (l *writeLog) sweep(now, window int64) {
 	}
 }
 
-// recent reports whether key was written within the window.
-func (l *writeLog) recent(key string) bool {
-	sh := l.shard(key)
+// recent reports whether key was written within the window. now is the
+// caller's clock reading, read here if it is zero and needed.
+func (l *writeLog) recent(key string, now *time.Time) bool {
+	sh, slot := l.slots(key)
+	last := slot.Load()
+	if last == 0 {
+		return false
+	}
+	if now.IsZero() {
+		*now = time.Now()
+	}
+	t, window := l.since(*now), l.window.Load()
+	if t-last >= window {
+		return false
+	}
 	sh.mu.Lock()
 	at, ok := sh.at[key]
 	all := sh.all
 	sh.mu.Unlock()
-	now, window := l.now(), l.window.Load()
-	return ok && now-at < window || all > 0 && now-all < window
+	return ok && t-at < window || all > 0 && t-all < window
 }
 
 // size returns how many keys the log holds.

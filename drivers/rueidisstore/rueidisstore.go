@@ -25,9 +25,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -63,8 +64,8 @@ type Store struct {
 	c           rueidis.Client
 	closeClient bool
 	g           drivercore.Gate // closed flag, counters, the checks every call starts with
-	hits        atomic.Uint64
-	misses      atomic.Uint64
+	hits        drivercore.Counter
+	misses      drivercore.Counter
 	scripts     sync.Map  // *store.Script → *rueidis.Lua
 	writes      *writeLog // nil without a cache: nothing to read one's writes through
 }
@@ -129,6 +130,11 @@ func mapErr(ctx context.Context, resp rueidis.RedisResult, err error, fromScript
 	}
 	if re, ok := rueidis.IsRedisErr(err); ok {
 		return redisdrv.ReplyError(replyText(resp, re), err, fromScript)
+	}
+	// An error reply to the connection's set-up (AUTH, HELLO, SELECT) comes
+	// wrapped, not as the reply of the command.
+	if re := new(rueidis.RedisError); errors.As(err, &re) && redisdrv.IsConfigReply(re.Error()) {
+		return fmt.Errorf("%w: %w", store.ErrConfig, err)
 	}
 	return redisdrv.TransportError(ctx, err)
 }
@@ -468,4 +474,28 @@ func (s *Store) masters(ctx context.Context) ([]rueidis.Client, error) {
 		}
 	}
 	return out, nil
+}
+
+// MapError returns the store error class of err, an error of the rueidis
+// client itself (rueidis.NewClient's, say) rather than of a command's reply,
+// joined with err: store.ErrConfig for a refused password, user or database,
+// store.ErrUnavailable for a transport failure.
+func MapError(ctx context.Context, err error) error {
+	return mapErr(ctx, rueidis.RedisResult{}, err, false)
+}
+
+// RetryDelay is a rueidis.ClientOption.RetryDelay that fails fast while a
+// server refuses connections: rueidis retries a read-only command on a
+// network error until the caller's deadline, by default, so a Get against a
+// stopped server took most of its deadline and then reported only the
+// deadline. RetryDelay does not retry an error that is a refused connection
+// (the call fails at once, with ErrUnavailable and the cause), and otherwise
+// backs off like rueidis's default: exponentially from 1µs with jitter, up to
+// 1s. drivers.Open sets it.
+func RetryDelay(attempts int, _ rueidis.Completed, err error) time.Duration {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return -1
+	}
+	base := time.Microsecond << min(attempts, 20)
+	return min(time.Second, base+rand.N(base))
 }

@@ -37,3 +37,23 @@ func TestGate(t *testing.T) {
 		t.Fatalf("closed comes first: %v", err)
 	}
 }
+
+func TestCounter(t *testing.T) {
+	var c Counter
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			for range 1000 {
+				c.Add(1)
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	c.Add(5)
+	if got := c.Load(); got != 4005 {
+		t.Fatalf("Load = %d, want 4005", got)
+	}
+}

@@ -6,6 +6,8 @@ package redisdrv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -34,6 +36,8 @@ func ReplyError(msg string, cause error, fromScript bool) error {
 		return fmt.Errorf("%w: %w", store.ErrFull, cause)
 	case code == "CROSSSLOT":
 		return fmt.Errorf("%w: %w", store.ErrCrossSlot, cause)
+	case IsConfigReply(msg):
+		return fmt.Errorf("%w: %w", store.ErrConfig, cause)
 	case code == "LOADING", code == "CLUSTERDOWN", code == "TRYAGAIN", code == "MASTERDOWN",
 		code == "READONLY", code == "BUSY", code == "NOREPLICAS", code == "MOVED", code == "ASK":
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, cause)
@@ -43,12 +47,48 @@ func ReplyError(msg string, cause error, fromScript bool) error {
 	return cause
 }
 
+// IsConfigReply reports whether the error reply msg refuses the client's
+// configuration (store.ErrConfig): authentication, permissions, database
+// index. Redis sends these while a connection is set up (AUTH, HELLO,
+// SELECT) and, for NOPERM, on a command.
+func IsConfigReply(msg string) bool {
+	code, _, _ := strings.Cut(msg, " ")
+	switch code {
+	case "WRONGPASS", "NOAUTH", "NOPERM":
+		return true
+	}
+	return strings.Contains(msg, "DB index is out of range") ||
+		strings.Contains(msg, "invalid DB index") ||
+		strings.Contains(msg, "called without any password configured") ||
+		strings.Contains(msg, "Client sent AUTH, but no password is set")
+}
+
+// IsConfigTransport reports whether a transport failure says the client is
+// configured wrongly rather than the server being away: a TLS certificate
+// that does not verify, or a server that does not speak TLS answering a TLS
+// client.
+func IsConfigTransport(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &record) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
 // TransportError maps a failure that is not a Redis reply (dial, read,
-// write, timeout) to ErrUnavailable joined with the cause; when ctx is done
+// write, timeout) to ErrUnavailable joined with the cause (ErrConfig when
+// IsConfigTransport says so); when ctx is done
 // its error is joined too, so errors.Is(err, context.DeadlineExceeded) and
 // errors.Is(err, context.Canceled) hold. A cancellation by the caller is
 // reported as the context error only, not as ErrUnavailable.
 func TransportError(ctx context.Context, cause error) error {
+	if IsConfigTransport(cause) {
+		return fmt.Errorf("%w: %w", store.ErrConfig, cause)
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		if errors.Is(cerr, context.Canceled) {
 			return fmt.Errorf("%w: %w", cerr, cause)
