@@ -160,6 +160,7 @@ func typed(err error) bool {
 type traffic struct {
 	st   *stack
 	stop chan struct{}
+	once sync.Once
 	wg   sync.WaitGroup
 
 	ok, failed atomic.Int64
@@ -172,6 +173,7 @@ type traffic struct {
 func startTraffic(t *testing.T, st *stack, workers int) *traffic {
 	t.Helper()
 	tr := &traffic{st: st, stop: make(chan struct{})}
+	t.Cleanup(tr.halt) // a test that fails early must not leave traffic running
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tok, _, err := st.sess.Create(ctx, "traffic-user", "shop", session.Meta{Device: "traffic"})
@@ -234,6 +236,12 @@ func (tr *traffic) run(w int, tok string) {
 	}
 }
 
+// halt stops the traffic and waits for it; it may be called more than once.
+func (tr *traffic) halt() {
+	tr.once.Do(func() { close(tr.stop) })
+	tr.wg.Wait()
+}
+
 func (tr *traffic) problem(format string, args ...any) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -245,8 +253,7 @@ func (tr *traffic) problem(format string, args ...any) {
 // finish stops the traffic and fails the test on any problem it saw.
 func (tr *traffic) finish(t *testing.T) {
 	t.Helper()
-	close(tr.stop)
-	tr.wg.Wait()
+	tr.halt()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for _, p := range tr.problems {

@@ -86,6 +86,12 @@ func (c *FailoverCluster) Roles() (masters []string, replicaOf map[string]string
 	return masters, replicaOf
 }
 
+// Masters returns the masters as the live nodes report them.
+func (c *FailoverCluster) Masters() []string {
+	m, _ := c.Roles()
+	return m
+}
+
 // WaitHealthy waits until every live node reports cluster_state:ok with all
 // 16384 slots, three masters, and every live replica synced.
 func (c *FailoverCluster) WaitHealthy(timeout time.Duration) error {
