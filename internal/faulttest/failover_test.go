@@ -240,4 +240,3 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 }
-
