@@ -77,7 +77,18 @@ var openPolicy = ratelimit.Policy{Name: "fault-open", Limit: 1_000_000, Window: 
 
 func newStack(t *testing.T, s store.Store, sessOpts *session.Options) *stack {
 	t.Helper()
-	ns := store.MustNamespace("karat-fault", fmt.Sprintf("%s-%d", t.Name(), rand.Int64()))
+	return newStackIn(t, s, testNamespace(t), sessOpts)
+}
+
+// testNamespace is a namespace of the test's own.
+func testNamespace(t *testing.T) store.Namespace {
+	return store.MustNamespace("karat-fault", fmt.Sprintf("%s-%d", t.Name(), rand.Int64()))
+}
+
+// newStackIn is newStack under ns, so that two stacks (two instances of an
+// application) can share their data.
+func newStackIn(t *testing.T, s store.Store, ns store.Namespace, sessOpts *session.Options) *stack {
+	t.Helper()
 	var so session.Options
 	if sessOpts != nil {
 		so = *sessOpts
