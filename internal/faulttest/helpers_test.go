@@ -65,6 +65,7 @@ var secret = bytes.Repeat([]byte("k"), 32)
 // stack is the three layers over one store, under a namespace of the test's
 // own.
 type stack struct {
+	ns    store.Namespace
 	s     store.Store
 	sess  *session.Manager
 	cache *cache.Cache[string]
@@ -103,7 +104,7 @@ func newStackIn(t *testing.T, s store.Store, ns store.Namespace, sessOpts *sessi
 		t.Fatal(err)
 	}
 	rl := ratelimit.New(s, &ratelimit.Options{Namespace: ns})
-	return &stack{s: s, sess: m, cache: c, rl: rl}
+	return &stack{ns: ns, s: s, sess: m, cache: c, rl: rl}
 }
 
 // probe runs one round on every layer and returns the first failure: a
