@@ -1,0 +1,399 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/karat-go/karat/internal/redistest"
+)
+
+// The load's size, from the environment for the long run on demand:
+//
+//	KARAT_LOAD_DURATION  how long the traffic may run (default 30s)
+//	KARAT_LOAD_VUS       virtual users (default 40)
+//	KARAT_LOAD_API_LIMIT each user's API quota (default 1000)
+//	KARAT_LOAD_DRIVER    rueidis (default) or goredis
+func envInt(t *testing.T, name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want a positive integer", name, v)
+		}
+		return n
+	}
+	return def
+}
+
+type demoUser struct{ tenant, email string }
+
+var demoUsers = []demoUser{
+	{"tehran-gold", "owner@tehran-gold.test"}, {"tehran-gold", "clerk@tehran-gold.test"},
+	{"shiraz-silver", "owner@shiraz-silver.test"}, {"shiraz-silver", "clerk@shiraz-silver.test"},
+}
+
+const invoiceLimit = 10
+
+// loadSession is a session a virtual user created.
+type loadSession struct {
+	token, id string
+	user      int // index in demoUsers
+	revoked   bool
+}
+
+// vu is one virtual user: one client address, one demo user, its sessions.
+type vu struct {
+	n        int
+	ip       string
+	user     int
+	sessions []*loadSession
+	apiNext  int64 // the API policy's remaining count the next response must show
+	denied   bool  // the API policy has denied it
+	invoices int   // 201s
+	attempts int   // invoice attempts
+}
+
+var rateLimitRe = regexp.MustCompile(`"([a-z-]+)";r=([0-9]+)`)
+
+// remaining returns the r= of policy in a RateLimit field.
+func remaining(h http.Header, policy string) (int64, bool) {
+	for _, m := range rateLimitRe.FindAllStringSubmatch(h.Get("RateLimit"), -1) {
+		if m[1] == policy {
+			n, _ := strconv.ParseInt(m[2], 10, 64)
+			return n, true
+		}
+	}
+	return 0, false
+}
+
+// stats are what the load measured.
+type stats struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	byStatus  map[int]int
+	problems  []string
+	transport atomic.Int64
+}
+
+func (s *stats) add(r *reply) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latencies = append(s.latencies, r.took)
+	s.byStatus[r.status]++
+}
+
+func (s *stats) problem(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.problems) < 30 {
+		s.problems = append(s.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// TestLoad drives `karat serve` on a real Redis with virtual users that log
+// in (failing first, to hit the login limit), validate, list their devices,
+// create invoices (an update, limited per user), revoke a device, and use
+// up their API quota; then checks zero lost sessions, zero resurrected
+// ones, exact rate-limit counts, no 5xx, and the server's RSS.
+func TestLoad(t *testing.T) {
+	dur := 30 * time.Second
+	if v := os.Getenv("KARAT_LOAD_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("KARAT_LOAD_DURATION=%q: %v", v, err)
+		}
+		dur = d
+	}
+	nVU := envInt(t, "KARAT_LOAD_VUS", 40)
+	apiLimit := int64(envInt(t, "KARAT_LOAD_API_LIMIT", 1000))
+	driver := os.Getenv("KARAT_LOAD_DRIVER")
+	if driver == "" {
+		driver = "rueidis"
+	}
+	redis := redistest.NewKillable(t, redistest.NoPersistence)
+	// Windows of 30 days: over a run of minutes the quotas refill by less
+	// than one unit, so every count below is exact.
+	policies := fmt.Sprintf("api %d/720h fail=open; login 5/720h failures-only; invoice-create %d/720h fail=local",
+		apiLimit, invoiceLimit)
+	srv := startKarat(t, redis.URL+"?driver="+driver, policies)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: nVU + 8}}
+	rssStart := srv.rssKB(t)
+
+	st := &stats{byStatus: map[int]int{}}
+	do := func(v *vu, method, path, token string, body any) *reply {
+		r, err := call(hc, srv.base, method, path, v.ip, token, body)
+		if err != nil {
+			st.transport.Add(1)
+			st.problem("vu %d %s %s: %v", v.n, method, path, err)
+			return nil
+		}
+		st.add(r)
+		if r.status >= 500 {
+			st.problem("vu %d %s %s: %d %s", v.n, method, path, r.status, r.body)
+		}
+		// Exact API counting: each response of this client shows one unit
+		// less, down to 0; the next one is the 429.
+		rem, ok := remaining(r.header, "api")
+		switch {
+		case !ok:
+			st.problem("vu %d %s %s: no api item in RateLimit %q", v.n, method, path, r.header.Get("RateLimit"))
+		case v.apiNext >= 0:
+			if rem != v.apiNext {
+				st.problem("vu %d %s %s: api r=%d, want %d (exact count)", v.n, method, path, rem, v.apiNext)
+			}
+			v.apiNext--
+		default:
+			if r.status != http.StatusTooManyRequests || rem != 0 {
+				st.problem("vu %d: past its quota: %d with api r=%d, want 429 r=0", v.n, r.status, rem)
+			}
+			v.denied = true
+		}
+		if r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") == "" {
+			st.problem("vu %d %s %s: 429 without Retry-After", v.n, method, path)
+		}
+		return r
+	}
+	login := func(v *vu, device string) *loadSession {
+		u := demoUsers[v.user]
+		r := do(v, "POST", "/v1/auth/login", "", map[string]string{"tenant": u.tenant, "email": u.email, "password": demoPassword, "device": device})
+		if r == nil || r.status != http.StatusOK {
+			if r != nil && r.status != http.StatusTooManyRequests {
+				st.problem("vu %d login: %d %s", v.n, r.status, r.body)
+			}
+			return nil
+		}
+		var out struct {
+			Token   string
+			Session struct{ ID string }
+		}
+		if err := json.Unmarshal(r.body, &out); err != nil || out.Token == "" || out.Session.ID == "" {
+			st.problem("vu %d login: %v %s", v.n, err, r.body)
+			return nil
+		}
+		s := &loadSession{token: out.Token, id: out.Session.ID, user: v.user}
+		v.sessions = append(v.sessions, s)
+		return s
+	}
+
+	vus := make([]*vu, nVU)
+	start := time.Now()
+	deadline := start.Add(dur)
+	var wg sync.WaitGroup
+	for i := range vus {
+		v := &vu{n: i, ip: fmt.Sprintf("198.18.%d.%d", i/250, 1+i%250), user: i % len(demoUsers), apiNext: apiLimit - 1}
+		vus[i] = v
+		wg.Go(func() {
+			// Failed logins: exactly 5 × 401, then 429.
+			for k := range 7 {
+				r := do(v, "POST", "/v1/auth/login", "", map[string]string{"tenant": "tehran-gold",
+					"email": fmt.Sprintf("nobody-%d@load.test", v.n), "password": "wrong"})
+				want := http.StatusUnauthorized
+				if k >= 5 {
+					want = http.StatusTooManyRequests
+				}
+				if r != nil && r.status != want {
+					st.problem("vu %d failed login %d: %d, want %d", v.n, k+1, r.status, want)
+				}
+			}
+			main := login(v, "main")
+			if main == nil {
+				return
+			}
+			second := login(v, "second")
+			u := demoUsers[v.user]
+			for it := 0; time.Now().Before(deadline) && !v.denied; it++ {
+				switch it % 4 {
+				case 0:
+					r := do(v, "GET", "/v1/sessions", main.token, nil)
+					if r != nil && r.status == http.StatusOK {
+						var list struct {
+							Sessions []struct {
+								ID      string
+								Current bool
+							}
+						}
+						if err := json.Unmarshal(r.body, &list); err != nil {
+							st.problem("vu %d sessions: %v %s", v.n, err, r.body)
+						}
+						found := false
+						for _, e := range list.Sessions {
+							found = found || e.ID == main.id && e.Current
+						}
+						if !found {
+							st.problem("vu %d: its session is not current in its device list: %s", v.n, r.body)
+						}
+					} else if r != nil && r.status != http.StatusTooManyRequests {
+						st.problem("vu %d sessions: %d %s", v.n, r.status, r.body)
+					}
+				case 1:
+					r := do(v, "GET", "/v1/tenants/"+u.tenant+"/kpis", main.token, nil)
+					if r != nil && r.status != http.StatusOK && r.status != http.StatusTooManyRequests {
+						st.problem("vu %d kpis: %d %s", v.n, r.status, r.body)
+					}
+				case 2:
+					v.attempts++
+					r := do(v, "POST", "/v1/tenants/"+u.tenant+"/invoices", main.token,
+						map[string]any{"customer_id": "1", "total": 1000 + it, "items": []string{"ring"}})
+					switch {
+					case r == nil:
+					case r.status == http.StatusCreated:
+						v.invoices++
+					case r.status == http.StatusTooManyRequests:
+					default:
+						st.problem("vu %d invoice: %d %s", v.n, r.status, r.body)
+					}
+				case 3:
+					if it%20 != 3 {
+						if r := do(v, "GET", "/v1/tenants/"+u.tenant+"/customers/1", second.token, nil); r != nil &&
+							r.status != http.StatusOK && r.status != http.StatusTooManyRequests {
+							st.problem("vu %d customer: %d %s", v.n, r.status, r.body)
+						}
+						continue
+					}
+					// A device signs in and is revoked from the main one.
+					extra := login(v, fmt.Sprint("extra ", it))
+					if extra == nil {
+						continue
+					}
+					r := do(v, "DELETE", "/v1/sessions/"+extra.id, main.token, nil)
+					if r != nil && r.status == http.StatusNoContent {
+						extra.revoked = true
+						// Seen at once, never resurrected.
+						if r := do(v, "GET", "/v1/sessions", extra.token, nil); r != nil &&
+							r.status != http.StatusUnauthorized && r.status != http.StatusTooManyRequests {
+							st.problem("vu %d: a revoked session answered %d", v.n, r.status)
+						}
+					} else if r != nil && r.status != http.StatusTooManyRequests {
+						st.problem("vu %d revoke: %d %s", v.n, r.status, r.body)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	rssEnd := srv.rssKB(t)
+
+	// Checks, from fresh client addresses so that no quota interferes.
+	checkIP := 0
+	check := func(token string) int {
+		checkIP++
+		r, err := call(hc, srv.base, "GET", "/v1/sessions", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), token, nil)
+		if err != nil {
+			t.Fatalf("check: %v", err)
+		}
+		return r.status
+	}
+	lost, resurrected, live, revokedN := 0, 0, 0, 0
+	byUser := map[int][]*loadSession{}
+	for _, v := range vus {
+		for _, s := range v.sessions {
+			byUser[s.user] = append(byUser[s.user], s)
+			switch status := check(s.token); {
+			case s.revoked && status != http.StatusUnauthorized:
+				resurrected++
+			case !s.revoked && status != http.StatusOK:
+				lost++
+			case s.revoked:
+				revokedN++
+			default:
+				live++
+			}
+		}
+	}
+	// Revoke-others, per user, from its first session: every other
+	// session of that user ends, and only those.
+	revokeOthersOK := 0
+	for u, ss := range byUser {
+		var keep *loadSession
+		wantRevoked := 0
+		for _, s := range ss {
+			if !s.revoked {
+				if keep == nil {
+					keep = s
+				} else {
+					wantRevoked++
+				}
+			}
+		}
+		if keep == nil {
+			continue
+		}
+		checkIP++
+		r, err := call(hc, srv.base, "POST", "/v1/sessions/revoke-others", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), keep.token, nil)
+		if err != nil || r.status != http.StatusOK {
+			t.Fatalf("revoke-others for user %d: %v %v", u, err, r)
+		}
+		var out struct{ Revoked int }
+		_ = json.Unmarshal(r.body, &out)
+		if out.Revoked != wantRevoked {
+			t.Errorf("revoke-others for user %d revoked %d, want %d", u, out.Revoked, wantRevoked)
+		}
+		for _, s := range ss {
+			status := check(s.token)
+			if s == keep && status != http.StatusOK {
+				t.Errorf("revoke-others ended the caller's own session (%d)", status)
+			}
+			if s != keep && status != http.StatusUnauthorized {
+				t.Errorf("a session survived revoke-others (%d)", status)
+				resurrected++
+			}
+		}
+		revokeOthersOK++
+	}
+	// Invoices: exactly invoiceLimit per user when it tried more.
+	perUser := map[int][2]int{}
+	for _, v := range vus {
+		p := perUser[v.user]
+		perUser[v.user] = [2]int{p[0] + v.invoices, p[1] + v.attempts}
+	}
+	for u, p := range perUser {
+		if p[1] >= invoiceLimit && p[0] != invoiceLimit {
+			t.Errorf("user %d: %d invoices created in %d attempts, want exactly %d", u, p[0], p[1], invoiceLimit)
+		}
+	}
+
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, p := range st.problems {
+		t.Error(p)
+	}
+	n := len(st.latencies)
+	slices.Sort(st.latencies)
+	pct := func(q float64) time.Duration {
+		if n == 0 {
+			return 0
+		}
+		return st.latencies[min(n-1, int(float64(n)*q))]
+	}
+	fivexx := 0
+	for code, c := range st.byStatus {
+		if code >= 500 {
+			fivexx += c
+		}
+	}
+	if fivexx > 0 {
+		t.Errorf("%d responses were 5xx", fivexx)
+	}
+	if lost > 0 || resurrected > 0 {
+		t.Errorf("%d sessions lost, %d resurrected", lost, resurrected)
+	}
+	if live == 0 || revokedN == 0 || revokeOthersOK == 0 {
+		t.Errorf("the load checked too little: %d live, %d revoked sessions, %d revoke-others", live, revokedN, revokeOthersOK)
+	}
+	if rssEnd > max(4*rssStart, rssStart+256<<10) {
+		t.Errorf("RSS grew from %d KiB to %d KiB", rssStart, rssEnd)
+	}
+	t.Logf("figure: load: driver %s, %d virtual users, %v: %d requests, %.0f req/s, p50 %v, p99 %v, max %v; statuses %v; transport errors %d",
+		driver, nVU, elapsed.Round(time.Millisecond), n, float64(n)/elapsed.Seconds(), pct(0.50), pct(0.99), pct(1), st.byStatus, st.transport.Load())
+	t.Logf("figure: load: %d sessions live and valid (0 lost), %d revoked and refused (0 resurrected), revoke-others on %d users; RSS %d KiB at start, %d KiB after",
+		live, revokedN, revokeOthersOK, rssStart, rssEnd)
+}
