@@ -200,4 +200,3 @@ func incrFile(t *testing.T, dir string) string {
 	}
 	return m[0]
 }
-

@@ -13,8 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/karat-go/karat/internal/karatproc"
 	"github.com/karat-go/karat/internal/redistest"
 )
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+type reply = karatproc.Reply
+
+var call = karatproc.Call
+
+const demoPassword = karatproc.DemoPassword
 
 // The load's size, from the environment for the long run on demand:
 //
@@ -86,8 +95,8 @@ type stats struct {
 func (s *stats) add(r *reply) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.latencies = append(s.latencies, r.took)
-	s.byStatus[r.status]++
+	s.latencies = append(s.latencies, r.Took)
+	s.byStatus[r.Status]++
 }
 
 func (s *stats) problem(format string, args ...any) {
@@ -123,40 +132,40 @@ func TestLoad(t *testing.T) {
 	// than one unit, so every count below is exact.
 	policies := fmt.Sprintf("api %d/720h fail=open; login 5/720h failures-only; invoice-create %d/720h fail=local",
 		apiLimit, invoiceLimit)
-	srv := startKarat(t, redis.URL+"?driver="+driver, policies)
+	srv := karatproc.Start(t, redis.URL+"?driver="+driver, "--trusted-proxies", "127.0.0.1/32", "--rate-limits", policies)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: nVU + 8}}
-	rssStart := srv.rssKB(t)
+	rssStart := srv.RSSKB(t)
 
 	st := &stats{byStatus: map[int]int{}}
 	do := func(v *vu, method, path, token string, body any) *reply {
-		r, err := call(hc, srv.base, method, path, v.ip, token, body)
+		r, err := call(hc, srv.Base, method, path, v.ip, token, body)
 		if err != nil {
 			st.transport.Add(1)
 			st.problem("vu %d %s %s: %v", v.n, method, path, err)
 			return nil
 		}
 		st.add(r)
-		if r.status >= 500 {
-			st.problem("vu %d %s %s: %d %s", v.n, method, path, r.status, r.body)
+		if r.Status >= 500 {
+			st.problem("vu %d %s %s: %d %s", v.n, method, path, r.Status, r.Body)
 		}
 		// Exact API counting: each response of this client shows one unit
 		// less, down to 0; the next one is the 429.
-		rem, ok := remaining(r.header, "api")
+		rem, ok := remaining(r.Header, "api")
 		switch {
 		case !ok:
-			st.problem("vu %d %s %s: no api item in RateLimit %q", v.n, method, path, r.header.Get("RateLimit"))
+			st.problem("vu %d %s %s: no api item in RateLimit %q", v.n, method, path, r.Header.Get("RateLimit"))
 		case v.apiNext >= 0:
 			if rem != v.apiNext {
 				st.problem("vu %d %s %s: api r=%d, want %d (exact count)", v.n, method, path, rem, v.apiNext)
 			}
 			v.apiNext--
 		default:
-			if r.status != http.StatusTooManyRequests || rem != 0 {
-				st.problem("vu %d: past its quota: %d with api r=%d, want 429 r=0", v.n, r.status, rem)
+			if r.Status != http.StatusTooManyRequests || rem != 0 {
+				st.problem("vu %d: past its quota: %d with api r=%d, want 429 r=0", v.n, r.Status, rem)
 			}
 			v.denied = true
 		}
-		if r.status == http.StatusTooManyRequests && r.header.Get("Retry-After") == "" {
+		if r.Status == http.StatusTooManyRequests && r.Header.Get("Retry-After") == "" {
 			st.problem("vu %d %s %s: 429 without Retry-After", v.n, method, path)
 		}
 		return r
@@ -164,9 +173,9 @@ func TestLoad(t *testing.T) {
 	login := func(v *vu, device string) *loadSession {
 		u := demoUsers[v.user]
 		r := do(v, "POST", "/v1/auth/login", "", map[string]string{"tenant": u.tenant, "email": u.email, "password": demoPassword, "device": device})
-		if r == nil || r.status != http.StatusOK {
-			if r != nil && r.status != http.StatusTooManyRequests {
-				st.problem("vu %d login: %d %s", v.n, r.status, r.body)
+		if r == nil || r.Status != http.StatusOK {
+			if r != nil && r.Status != http.StatusTooManyRequests {
+				st.problem("vu %d login: %d %s", v.n, r.Status, r.Body)
 			}
 			return nil
 		}
@@ -174,8 +183,8 @@ func TestLoad(t *testing.T) {
 			Token   string
 			Session struct{ ID string }
 		}
-		if err := json.Unmarshal(r.body, &out); err != nil || out.Token == "" || out.Session.ID == "" {
-			st.problem("vu %d login: %v %s", v.n, err, r.body)
+		if err := json.Unmarshal(r.Body, &out); err != nil || out.Token == "" || out.Session.ID == "" {
+			st.problem("vu %d login: %v %s", v.n, err, r.Body)
 			return nil
 		}
 		s := &loadSession{token: out.Token, id: out.Session.ID, user: v.user}
@@ -199,8 +208,8 @@ func TestLoad(t *testing.T) {
 				if k >= 5 {
 					want = http.StatusTooManyRequests
 				}
-				if r != nil && r.status != want {
-					st.problem("vu %d failed login %d: %d, want %d", v.n, k+1, r.status, want)
+				if r != nil && r.Status != want {
+					st.problem("vu %d failed login %d: %d, want %d", v.n, k+1, r.Status, want)
 				}
 			}
 			main := login(v, "main")
@@ -213,30 +222,30 @@ func TestLoad(t *testing.T) {
 				switch it % 4 {
 				case 0:
 					r := do(v, "GET", "/v1/sessions", main.token, nil)
-					if r != nil && r.status == http.StatusOK {
+					if r != nil && r.Status == http.StatusOK {
 						var list struct {
 							Sessions []struct {
 								ID      string
 								Current bool
 							}
 						}
-						if err := json.Unmarshal(r.body, &list); err != nil {
-							st.problem("vu %d sessions: %v %s", v.n, err, r.body)
+						if err := json.Unmarshal(r.Body, &list); err != nil {
+							st.problem("vu %d sessions: %v %s", v.n, err, r.Body)
 						}
 						found := false
 						for _, e := range list.Sessions {
 							found = found || e.ID == main.id && e.Current
 						}
 						if !found {
-							st.problem("vu %d: its session is not current in its device list: %s", v.n, r.body)
+							st.problem("vu %d: its session is not current in its device list: %s", v.n, r.Body)
 						}
-					} else if r != nil && r.status != http.StatusTooManyRequests {
-						st.problem("vu %d sessions: %d %s", v.n, r.status, r.body)
+					} else if r != nil && r.Status != http.StatusTooManyRequests {
+						st.problem("vu %d sessions: %d %s", v.n, r.Status, r.Body)
 					}
 				case 1:
 					r := do(v, "GET", "/v1/tenants/"+u.tenant+"/kpis", main.token, nil)
-					if r != nil && r.status != http.StatusOK && r.status != http.StatusTooManyRequests {
-						st.problem("vu %d kpis: %d %s", v.n, r.status, r.body)
+					if r != nil && r.Status != http.StatusOK && r.Status != http.StatusTooManyRequests {
+						st.problem("vu %d kpis: %d %s", v.n, r.Status, r.Body)
 					}
 				case 2:
 					v.attempts++
@@ -244,17 +253,17 @@ func TestLoad(t *testing.T) {
 						map[string]any{"customer_id": "1", "total": 1000 + it, "items": []string{"ring"}})
 					switch {
 					case r == nil:
-					case r.status == http.StatusCreated:
+					case r.Status == http.StatusCreated:
 						v.invoices++
-					case r.status == http.StatusTooManyRequests:
+					case r.Status == http.StatusTooManyRequests:
 					default:
-						st.problem("vu %d invoice: %d %s", v.n, r.status, r.body)
+						st.problem("vu %d invoice: %d %s", v.n, r.Status, r.Body)
 					}
 				case 3:
 					if it%20 != 3 {
 						if r := do(v, "GET", "/v1/tenants/"+u.tenant+"/customers/1", second.token, nil); r != nil &&
-							r.status != http.StatusOK && r.status != http.StatusTooManyRequests {
-							st.problem("vu %d customer: %d %s", v.n, r.status, r.body)
+							r.Status != http.StatusOK && r.Status != http.StatusTooManyRequests {
+							st.problem("vu %d customer: %d %s", v.n, r.Status, r.Body)
 						}
 						continue
 					}
@@ -264,15 +273,15 @@ func TestLoad(t *testing.T) {
 						continue
 					}
 					r := do(v, "DELETE", "/v1/sessions/"+extra.id, main.token, nil)
-					if r != nil && r.status == http.StatusNoContent {
+					if r != nil && r.Status == http.StatusNoContent {
 						extra.revoked = true
 						// Seen at once, never resurrected.
 						if r := do(v, "GET", "/v1/sessions", extra.token, nil); r != nil &&
-							r.status != http.StatusUnauthorized && r.status != http.StatusTooManyRequests {
-							st.problem("vu %d: a revoked session answered %d", v.n, r.status)
+							r.Status != http.StatusUnauthorized && r.Status != http.StatusTooManyRequests {
+							st.problem("vu %d: a revoked session answered %d", v.n, r.Status)
 						}
-					} else if r != nil && r.status != http.StatusTooManyRequests {
-						st.problem("vu %d revoke: %d %s", v.n, r.status, r.body)
+					} else if r != nil && r.Status != http.StatusTooManyRequests {
+						st.problem("vu %d revoke: %d %s", v.n, r.Status, r.Body)
 					}
 				}
 			}
@@ -280,17 +289,17 @@ func TestLoad(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	rssEnd := srv.rssKB(t)
+	rssEnd := srv.RSSKB(t)
 
 	// Checks, from fresh client addresses so that no quota interferes.
 	checkIP := 0
 	check := func(token string) int {
 		checkIP++
-		r, err := call(hc, srv.base, "GET", "/v1/sessions", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), token, nil)
+		r, err := call(hc, srv.Base, "GET", "/v1/sessions", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), token, nil)
 		if err != nil {
 			t.Fatalf("check: %v", err)
 		}
-		return r.status
+		return r.Status
 	}
 	lost, resurrected, live, revokedN := 0, 0, 0, 0
 	byUser := map[int][]*loadSession{}
@@ -328,12 +337,12 @@ func TestLoad(t *testing.T) {
 			continue
 		}
 		checkIP++
-		r, err := call(hc, srv.base, "POST", "/v1/sessions/revoke-others", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), keep.token, nil)
-		if err != nil || r.status != http.StatusOK {
+		r, err := call(hc, srv.Base, "POST", "/v1/sessions/revoke-others", fmt.Sprintf("198.19.%d.%d", checkIP/250, 1+checkIP%250), keep.token, nil)
+		if err != nil || r.Status != http.StatusOK {
 			t.Fatalf("revoke-others for user %d: %v %v", u, err, r)
 		}
 		var out struct{ Revoked int }
-		_ = json.Unmarshal(r.body, &out)
+		_ = json.Unmarshal(r.Body, &out)
 		if out.Revoked != wantRevoked {
 			t.Errorf("revoke-others for user %d revoked %d, want %d", u, out.Revoked, wantRevoked)
 		}

@@ -1,4 +1,8 @@
-package loadtest
+// Package karatproc builds the karat binary and runs `karat serve` as a
+// child process for the tests that drive it over loopback
+// (internal/loadtest, internal/securitytest). It is test support: every
+// function takes the test and fails it on error.
+package karatproc
 
 import (
 	"bufio"
@@ -16,11 +20,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/karat-go/karat/internal/redistest"
 )
-
-func TestMain(m *testing.M) { redistest.Main(m) }
 
 var (
 	buildOnce sync.Once
@@ -28,9 +28,10 @@ var (
 	buildErr  error
 )
 
-// karatBinary builds cmd/karat once per test binary, statically as the
-// Dockerfile does (CGO_ENABLED=0).
-func karatBinary(t *testing.T) string {
+// Binary builds cmd/karat once per test binary, statically as the
+// Dockerfile does (CGO_ENABLED=0), and returns its path. The test must run
+// in a package two directories below the module root.
+func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "karat-load-")
@@ -52,31 +53,44 @@ func karatBinary(t *testing.T) string {
 	return binPath
 }
 
-// server is a running `karat serve`.
-type server struct {
+// Server is a running `karat serve`.
+type Server struct {
+	Base string // http://host:port
+
 	cmd    *exec.Cmd
-	base   string
 	exited chan struct{}
 
 	mu   sync.Mutex
 	tail []string // the last lines of its stderr
+	log  strings.Builder
 }
 
+// Log returns everything the server wrote to stderr so far.
+func (s *Server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// Pid returns the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Demo settings every Start passes.
 const (
-	demoPassword  = "load test password"
-	sessionSecret = "a load-test secret of at least 32 bytes!!"
+	DemoPassword  = "karatproc demo password"
+	SessionSecret = "a karatproc secret of at least 32 bytes!!"
 )
 
-// startKarat runs karat serve on storeURL with the given rate-limit
-// policies, trusting 127.0.0.1 as a proxy (so that each virtual user has
-// an address of its own in X-Forwarded-For), and stops it at the end.
-func startKarat(t *testing.T, storeURL, rateLimits string, extra ...string) *server {
+// Start runs `karat serve --addr 127.0.0.1:0 --log-format json --store
+// storeURL --demo` with the demo password and session secret above, bcrypt
+// cost 4 and 1 ms loads, plus args, waits until it listens, and stops it
+// (SIGTERM) when the test ends. Its stderr is kept (Log).
+func Start(t testing.TB, storeURL string, args ...string) *Server {
 	t.Helper()
-	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", storeURL,
-		"--demo", "--demo-password", demoPassword, "--session-secret", sessionSecret,
-		"--trusted-proxies", "127.0.0.1/32", "--bcrypt-cost", "4", "--data-delay", "1ms",
-		"--rate-limits", rateLimits}, extra...)
-	cmd := exec.Command(karatBinary(t), args...)
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--store", storeURL,
+		"--demo", "--demo-password", DemoPassword, "--session-secret", SessionSecret,
+		"--bcrypt-cost", "4", "--data-delay", "1ms"}, args...)
+	cmd := exec.Command(Binary(t), args...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "KARAT_") {
@@ -90,7 +104,7 @@ func startKarat(t *testing.T, storeURL, rateLimits string, extra ...string) *ser
 		t.Fatal(err)
 	}
 	cmd.Stdout = io.Discard
-	s := &server{cmd: cmd, exited: make(chan struct{})}
+	s := &Server{cmd: cmd, exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +115,8 @@ func startKarat(t *testing.T, storeURL, rateLimits string, extra ...string) *ser
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
+			s.log.WriteString(line)
+			s.log.WriteByte('\n')
 			s.tail = append(s.tail, line)
 			if len(s.tail) > 40 {
 				s.tail = s.tail[1:]
@@ -129,7 +145,7 @@ func startKarat(t *testing.T, storeURL, rateLimits string, extra ...string) *ser
 	})
 	select {
 	case a := <-addr:
-		s.base = "http://" + a
+		s.Base = "http://" + a
 	case <-s.exited:
 		t.Fatalf("karat exited before listening:\n%s", s.lastLines())
 	case <-time.After(60 * time.Second):
@@ -138,14 +154,14 @@ func startKarat(t *testing.T, storeURL, rateLimits string, extra ...string) *ser
 	return s
 }
 
-func (s *server) lastLines() string {
+func (s *Server) lastLines() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.tail, "\n")
 }
 
-// rssKB returns the server process's resident set size in KiB.
-func (s *server) rssKB(t *testing.T) int64 {
+// RSSKB returns the server process's resident set size in KiB.
+func (s *Server) RSSKB(t testing.TB) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
 	if err != nil {
@@ -161,17 +177,18 @@ func (s *server) rssKB(t *testing.T) int64 {
 	return 0
 }
 
-// reply is an HTTP response with its body read.
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	took   time.Duration
+// Reply is an HTTP response with its body read.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Took   time.Duration
 }
 
-// call sends one request as the client at ip (X-Forwarded-For), with the
-// bearer token if any.
-func call(hc *http.Client, base, method, path, ip, token string, body any) (*reply, error) {
+// Call sends one request with the JSON of body (if not nil), as the client
+// at ip (in X-Forwarded-For, if not empty), with the bearer token (if not
+// empty).
+func Call(hc *http.Client, base, method, path, ip, token string, body any) (*Reply, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -184,7 +201,9 @@ func call(hc *http.Client, base, method, path, ip, token string, body any) (*rep
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("X-Forwarded-For", ip)
+	if ip != "" {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -198,5 +217,5 @@ func call(hc *http.Client, base, method, path, ip, token string, body any) (*rep
 	if err != nil {
 		return nil, err
 	}
-	return &reply{status: res.StatusCode, header: res.Header, body: b, took: time.Since(start)}, nil
+	return &Reply{Status: res.StatusCode, Header: res.Header, Body: b, Took: time.Since(start)}, nil
 }
