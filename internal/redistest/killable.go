@@ -157,6 +157,37 @@ func (k *Killable) Kill() {
 	}
 }
 
+// Stop stops the server gently (SIGTERM: Redis flushes and fsyncs its
+// append-only file before it exits) and waits until it has exited.
+func (k *Killable) Stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.p != nil {
+		_ = k.p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-k.p.exited:
+		case <-time.After(20 * time.Second):
+			_ = k.p.cmd.Process.Kill()
+			<-k.p.exited
+		}
+		k.p = nil
+	}
+}
+
+// WaitAOFWritten waits until the server has written its whole AOF buffer
+// to the file (INFO persistence: aof_buffer_length:0, no write postponed),
+// so that a SIGKILL from then on loses nothing the kernel holds.
+func (k *Killable) WaitAOFWritten(timeout time.Duration) error {
+	return poll("AOF written", timeout, func() error {
+		r, err := command(k.Addr, "INFO", "persistence")
+		s, _ := r.(string)
+		if err == nil && (!strings.Contains(s, "\r\naof_buffer_length:0\r\n") || !strings.Contains(s, "\r\naof_enabled:1\r\n")) {
+			err = errors.New("AOF buffer not yet written")
+		}
+		return err
+	})
+}
+
 // Start starts the server again on the same port, with the same directory
 // and options, and waits until it answers with its data loaded. The test
 // fails if it cannot (someone took the port meanwhile).
