@@ -65,7 +65,8 @@ type Server struct {
 	log  strings.Builder
 }
 
-// Log returns everything the server wrote to stderr so far.
+// Log returns what the server wrote to stderr so far: every line of the
+// first 8 MiB, then only the lines above level INFO.
 func (s *Server) Log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,8 +116,11 @@ func Start(t testing.TB, storeURL string, args ...string) *Server {
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
-			s.log.WriteString(line)
-			s.log.WriteByte('\n')
+			// Everything up to 8 MiB, then warnings and errors only.
+			if s.log.Len() < 8<<20 || !strings.Contains(line, `"level":"INFO"`) {
+				s.log.WriteString(line)
+				s.log.WriteByte('\n')
+			}
 			s.tail = append(s.tail, line)
 			if len(s.tail) > 40 {
 				s.tail = s.tail[1:]

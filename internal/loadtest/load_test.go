@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -391,6 +392,13 @@ func TestLoad(t *testing.T) {
 	}
 	if fivexx > 0 {
 		t.Errorf("%d responses were 5xx", fivexx)
+		shown := 0
+		for _, line := range strings.Split(srv.Log(), "\n") {
+			if strings.Contains(line, `"status":5`) && shown < 10 {
+				t.Logf("karat: %s", line)
+				shown++
+			}
+		}
 	}
 	if lost > 0 || resurrected > 0 {
 		t.Errorf("%d sessions lost, %d resurrected", lost, resurrected)
