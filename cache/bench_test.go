@@ -141,7 +141,7 @@ func benchMiss(b *testing.B, s store.Store, ns store.Namespace, g int) {
 	load := func(context.Context) (kpi, error) { return kpi{Revenue: 1, Orders: 2, Label: "loaded"}, nil }
 	prefix := "k" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	run(b, g, func(i int64) {
-		if _, err := c.GetOrLoad(ctx, "shop-"+strconv.FormatInt(i%64, 10), prefix+strconv.FormatInt(i, 10), load); err != nil {
+		if _, err := c.GetOrLoad(ctx, "miss-shop-"+strconv.FormatInt(i%64, 10), prefix+strconv.FormatInt(i, 10), load); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -154,7 +154,7 @@ func benchInvalidate(b *testing.B, s store.Store, ns store.Namespace, g int) {
 		b.Fatal(err)
 	}
 	run(b, g, func(i int64) {
-		if err := c.InvalidateTenant(ctx, "shop-"+strconv.FormatInt(i%64, 10)); err != nil {
+		if err := c.InvalidateTenant(ctx, "inv-shop-"+strconv.FormatInt(i%64, 10)); err != nil {
 			b.Fatal(err)
 		}
 	})

@@ -503,7 +503,7 @@ func (c *Cache[T]) GetOrLoad(ctx context.Context, tenant, key string, load Loade
 	e, found, err := c.lookup(ctx, k, true)
 	if err != nil {
 		c.errs.Add(1)
-		return c.fallback(ctx, err, load)
+		return c.fallback(ctx, k, err, load)
 	}
 	if found {
 		switch st := c.stateOf(e.freshUntil, now); st {
@@ -527,31 +527,45 @@ func (c *Cache[T]) GetOrLoad(ctx context.Context, tenant, key string, load Loade
 		}
 	}
 	c.misses.Add(1)
-	f, leader, err := c.flights.do(ctx, k.entry, func() (any, bool, error) {
+	return c.shared(ctx, k.entry, func(lctx context.Context) (any, bool, error) {
+		return c.loadShared(lctx, k, load, false)
+	})
+}
+
+// shared runs work once for concurrent callers of one flight key, on a
+// context of its own (bounded by LoadTimeout), and answers each caller by
+// its own deadline. A caller answered by another's load counts as
+// coalesced.
+func (c *Cache[T]) shared(ctx context.Context, key string, work func(context.Context) (any, bool, error)) (T, error) {
+	var zero T
+	f, leader, err := c.flights.do(ctx, key, func() (any, bool, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.loadTimeout)
 		defer cancel()
-		return c.loadShared(lctx, k, load, false)
+		return work(lctx)
 	})
 	if err != nil {
 		return zero, err
 	}
-	if !(leader && f.loaded) {
-		c.coalesced.Add(1)
-	}
 	if f.err != nil {
 		return zero, f.err
+	}
+	if !(leader && f.loaded) {
+		c.coalesced.Add(1)
 	}
 	return result(f.val.(*localEntry[T]))
 }
 
-// fallback answers a GetOrLoad whose store call failed with err.
-func (c *Cache[T]) fallback(ctx context.Context, err error, load Loader[T]) (T, error) {
+// fallback answers a GetOrLoad whose lookup failed with err: the error, or
+// with FallbackToLoader the loader's answer (not stored), one load for the
+// concurrent callers of a key in this process.
+func (c *Cache[T]) fallback(ctx context.Context, k keys, err error, load Loader[T]) (T, error) {
 	if !c.p.FallbackToLoader || ctx.Err() != nil {
 		var zero T
 		return zero, err
 	}
-	c.loads.Add(1)
-	return callLoader(ctx, load)
+	return c.shared(ctx, "fallback:"+k.entry, func(lctx context.Context) (any, bool, error) {
+		return c.fallbackShared(lctx, err, load)
+	})
 }
 
 func callLoader[T any](ctx context.Context, load Loader[T]) (v T, err error) {
@@ -591,11 +605,16 @@ const (
 // loadShared is the work of one load: take the lease and load, or wait for
 // whoever holds it. once gives up at once when the lease is taken (a
 // refresh). It returns a *localEntry[T], and whether it called the loader.
+//
+// Each attempt is one AcquireScript call, which reads the entry and the
+// generations and tries the lease in one step: a caller that wins the lease
+// just after another's load stored its value sees that value instead of
+// loading again.
 func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once bool) (any, bool, error) {
 	token := newToken()
 	wait := pollMin
 	for {
-		won, err := c.s.SetNX(ctx, k.lease, []byte(token), c.leaseTTL)
+		won, raw, gens, err := c.acquire(ctx, k, token)
 		if err != nil {
 			c.errs.Add(1)
 			if once {
@@ -603,8 +622,20 @@ func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once 
 			}
 			return c.fallbackShared(ctx, err, load)
 		}
+		if !once && raw != nil {
+			if e, ok := decodeEntry(raw); ok && e.current(gens) && c.stateOf(e.freshUntil, c.now()) != expired {
+				if won {
+					c.release(ctx, k, token)
+				}
+				le, err := c.toLocal(e)
+				if err != nil {
+					return nil, false, err
+				}
+				return le, false, nil
+			}
+		}
 		if won {
-			return c.loadLeased(ctx, k, token, load)
+			return c.loadLeased(ctx, k, token, gens, load)
 		}
 		if once {
 			return nil, false, nil
@@ -617,19 +648,35 @@ func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once 
 		case <-t.C:
 		}
 		wait = min(2*wait, pollMax)
-		e, found, err := c.lookup(ctx, k, false)
-		if err != nil {
-			c.errs.Add(1)
-			return c.fallbackShared(ctx, err, load)
-		}
-		if found && c.stateOf(e.freshUntil, c.now()) != expired {
-			le, err := c.toLocal(e)
-			if err != nil {
-				return nil, false, err
-			}
-			return le, false, nil
+	}
+}
+
+// acquire runs AcquireScript: whether the lease is now token's, the entry
+// (nil when missing) and the current generations.
+func (c *Cache[T]) acquire(ctx context.Context, k keys, token string) (won bool, raw []byte, gens []int64, err error) {
+	skeys := append([]string{k.entry, k.lease}, k.gens...)
+	v, err := c.s.Eval(ctx, AcquireScript, skeys, token, msArg(c.leaseTTL))
+	if err != nil {
+		return false, nil, nil, err
+	}
+	if v.Kind != store.KindArray || len(v.Array) != 2+len(k.gens) {
+		return false, nil, nil, fmt.Errorf("karat/cache: %s returned %s", AcquireScript.Name(), v)
+	}
+	won = v.Array[0].Kind == store.KindInt && v.Array[0].Int == 1
+	if v.Array[1].Kind == store.KindBytes {
+		raw = v.Array[1].Bytes
+	}
+	gens = make([]int64, len(k.gens))
+	for i := range gens {
+		if gens[i], err = parseGen(v.Array[2+i].Bytes); err != nil {
+			return false, nil, nil, err
 		}
 	}
+	return won, raw, gens, nil
+}
+
+func (c *Cache[T]) release(ctx context.Context, k keys, token string) {
+	_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
 }
 
 func (c *Cache[T]) fallbackShared(ctx context.Context, err error, load Loader[T]) (any, bool, error) {
@@ -649,16 +696,8 @@ func (c *Cache[T]) fallbackShared(ctx context.Context, err error, load Loader[T]
 
 // loadLeased loads under the lease token and stores the value with
 // FillScript, which refuses it if the lease or a generation moved meanwhile.
-func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, load Loader[T]) (any, bool, error) {
-	release := func() {
-		_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
-	}
-	gens, err := c.readGens(ctx, k)
-	if err != nil {
-		c.errs.Add(1)
-		release()
-		return c.fallbackShared(ctx, err, load)
-	}
+func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, gens []int64, load Loader[T]) (any, bool, error) {
+	release := func() { c.release(ctx, k, token) }
 	start := c.now()
 	c.loads.Add(1)
 	v, lerr := callLoader(ctx, load)
@@ -673,6 +712,7 @@ func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, load Lo
 		release()
 		return nil, true, lerr
 	default:
+		var err error
 		if raw, err = c.codec.Encode(v); err != nil {
 			release()
 			return nil, true, fmt.Errorf("karat/cache: encoding %s value: %w", c.p.Name, err)

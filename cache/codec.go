@@ -7,7 +7,10 @@ import (
 
 // Codec turns values into bytes and back. It must be safe for concurrent use.
 type Codec[T any] interface {
+	// Encode returns the bytes to store for v.
 	Encode(v T) ([]byte, error)
+	// Decode returns the value of bytes Encode made. b is the cache's own:
+	// a Decode that keeps it must copy it.
 	Decode(b []byte) (T, error)
 }
 

@@ -17,8 +17,8 @@
 // (default karat:cache), whose hash tag is the scope: "t:" and the tenant id
 // for a tenant-scoped policy, "g" for a Global one. A tenant id is encoded,
 // never trusted, so no id (with '*', '{', ':', newlines, invalid UTF-8, up
-// to store.MaxPartLen bytes; longer is store.ErrInvalidKey) reaches another
-// tenant's keys. Within a scope:
+// to store.MaxPartLen bytes less the scope's two; longer is
+// store.ErrInvalidKey, never truncated) reaches another tenant's keys. Within a scope:
 //
 //	ns:{scope}:e:POLICY:KEY   an entry
 //	ns:{scope}:l:POLICY:KEY   the lease of the load of that entry
@@ -46,13 +46,17 @@
 //
 // A miss in GetOrLoad joins the load of that key in this process (an
 // in-process flight group; every caller still returns at its own deadline)
-// and takes the key's lease with SetNX (TTL Options.LeaseTTL, so a crashed
-// loader's lease expires). The lease holder reads the generations, calls the
-// loader, and stores the value with FillScript, which writes only if the
-// lease is still its own and no generation moved: a Set, Delete, Clear or
-// invalidation made while the load ran wins (memcache's leases, NSDI '13).
-// Everyone else polls the entry with backoff (2 ms doubling to 50 ms) until
-// it appears, the lease frees, or their context ends. A loader's error is not
+// and runs AcquireScript, which reads the entry and the generations and
+// sets the key's lease if it is free (SET NX, TTL Options.LeaseTTL, so a
+// crashed loader's lease expires), all in one step: a caller that gets the
+// lease just after another's load finished sees that value instead of
+// loading twice. The lease holder calls the loader and stores the value with
+// FillScript, which writes only if the lease is still its own and no
+// generation moved since the acquire: a Set, Delete, Clear or invalidation
+// made while the load ran wins (memcache's leases, NSDI '13). Everyone else
+// repeats the acquire with backoff (2 ms doubling to 50 ms) until the value
+// appears, the lease is theirs, or their context ends. A miss costs three
+// round trips: the lookup, the acquire, the fill. A loader's error is not
 // cached; ErrNotFound is, for NegativeTTL. With StaleWhileRevalidate a stale
 // entry is returned at once and refreshed in the background by whoever gets
 // the lease; with EarlyRefresh a fresh entry may be refreshed before it
@@ -92,4 +96,16 @@
 //     makes a round trip.
 //   - Counters (Incr) take the policy's TTL when created and are not
 //     generational: invalidations leave them, Clear deletes them.
+//   - A Set records the generations it read just before writing: a Set
+//     that races an invalidation of its tenant or tag may be invalidated by
+//     it (never the reverse: an invalidation is never undone).
+//   - SetMany and GetMany batch one tenant's keys (100 a script, 500 an
+//     MGet) for warming and for dashboards; GetMany reads the server, not
+//     the client-side cache.
+//   - Read-your-writes is per Cache value: another Cache in the same process
+//     (another policy) sees this one's invalidations within MaxStale, like
+//     another process.
+//   - The in-process coalescing is a small flight group of our own rather
+//     than golang.org/x/sync/singleflight, so that each caller can leave at
+//     its own deadline while the shared load goes on; no new dependency.
 package cache

@@ -37,6 +37,22 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('DEL', KEYS[2])
 return 1`, fillGo)
 
+	// AcquireScript reads an entry and its generations and tries to take
+	// its lease, in one step: KEYS = entry, lease, generation keys...; ARGV
+	// = lease token, lease TTL in ms. It returns {1 if the lease is now the
+	// token's else 0, the entry or nil, each generation ("0" for a missing
+	// key)...}. The caller loads only if it won the lease and the entry it
+	// got is not usable; the generations are those its load begins under.
+	AcquireScript = store.NewScript("karat-cache-acquire", `
+`+luaMS+`
+if not ms(ARGV[2]) then return redis.error_reply('ERR karat-cache: bad ttl') end
+local res = {0, redis.call('GET', KEYS[1])}
+for i = 3, #KEYS do
+  res[i] = redis.call('GET', KEYS[i]) or '0'
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then res[1] = 1 end
+return res`, acquireGo)
+
 	// SetScript writes an entry and removes the key's lease in one step, so
 	// that a load in flight can no longer store its (older) value: KEYS =
 	// entry, lease; ARGV = entry bytes, TTL in ms. It returns 1.
@@ -193,4 +209,40 @@ func releaseGo(v store.ScriptView, keys, args []string) (store.Value, error) {
 		return store.Value{}, err
 	}
 	return store.IntValue(1), nil
+}
+
+func acquireGo(v store.ScriptView, keys, args []string) (store.Value, error) {
+	if len(keys) < 2 || len(args) != 2 {
+		return store.Value{}, errScriptArgs
+	}
+	ttl, err := parseMS(args[1])
+	if err != nil {
+		return store.Value{}, err
+	}
+	res := make([]store.Value, 2, len(keys))
+	res[0] = store.IntValue(0)
+	entry, err := v.Get(keys[0])
+	switch {
+	case err == nil:
+		res[1] = store.BytesValue(entry)
+	case errors.Is(err, store.ErrNotFound):
+		res[1] = store.NilValue()
+	default:
+		return store.Value{}, err
+	}
+	for _, g := range keys[2:] {
+		gen, _, err := getOr(v, g, "0")
+		if err != nil {
+			return store.Value{}, err
+		}
+		res = append(res, store.StringValue(gen))
+	}
+	won, err := v.SetNX(keys[1], []byte(args[0]), ttl)
+	if err != nil {
+		return store.Value{}, err
+	}
+	if won {
+		res[0] = store.IntValue(1)
+	}
+	return store.ArrayValue(res...), nil
 }

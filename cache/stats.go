@@ -8,11 +8,13 @@ import (
 	"github.com/karat-go/karat/store"
 )
 
-// Stats are a cache's counters since New. Every Get and GetOrLoad counts
-// once in exactly one of LocalHits, Hits, StaleHits, Misses or Errors (an
-// argument refused before any store call counts nowhere); a miss of
-// GetOrLoad then either ran the loader (Loads) or got another caller's
-// value (Coalesced).
+// Stats are a cache's counters since New. Every Get and GetOrLoad lookup
+// counts once in exactly one of LocalHits, Hits, StaleHits, Misses or
+// Errors (an argument refused before any store call counts nowhere; GetMany
+// counts each key). A miss of GetOrLoad then either ran the loader (Loads),
+// got another caller's value (Coalesced), or failed; a store failure met
+// while loading (the lease, the write after the load) counts in Errors too,
+// once per shared load.
 type Stats struct {
 	// LocalHits were answered from the in-process decoded values.
 	LocalHits uint64

@@ -43,6 +43,19 @@ func testCacheScripts(e *env) {
 				})},
 		})
 	})
+	e.t.Run("Acquire", func(t *testing.T) {
+		CheckScript(t, e.h, cache.AcquireScript, []ScriptCase{
+			{Name: "wins-empty", Keys: fillKeys, Args: []string{"tok", "10000"}},
+			{Name: "wins-with-entry-and-generations", Keys: fillKeys, Args: []string{"tok", "10000"}, Setup: setup(oldEntry, gen3)},
+			{Name: "lease-held", Keys: fillKeys, Args: []string{"mine", "10000"}, Setup: setup(lease, oldEntry, setString("7", 0, 3))},
+			{Name: "no-generations", Keys: []string{"entry", "lease"}, Args: []string{"tok", "10000"}},
+			{Name: "bad-ttl-writes-nothing", Keys: fillKeys, Args: []string{"tok", "0"}},
+			{Name: "wrong-type-entry-writes-nothing", Keys: fillKeys, Args: []string{"tok", "10000"},
+				Setup: func(ctx context.Context, s store.Store, keys []string) error {
+					return s.HSet(ctx, keys[0], map[string][]byte{"f": []byte("x")})
+				}},
+		})
+	})
 	e.t.Run("Set", func(t *testing.T) {
 		CheckScript(t, e.h, cache.SetScript, []ScriptCase{
 			{Name: "fresh", Keys: []string{"entry", "lease"}, Args: []string{"v", "60000"}},

@@ -469,7 +469,9 @@ func testRLWindowsAllLimit(e *env) {
 				assert.Equal(t, 5, admitted, "%v %s", w, alg)
 				assert.False(t, last.Allowed, "%v %s", w, alg)
 				assert.Greater(t, last.RetryAfter, time.Duration(0), "%v %s", w, alg)
-				assert.LessOrEqual(t, last.RetryAfter, w, "%v %s: retry within a window", w, alg)
+				// GCRA: within a window; sliding: the count may weigh into
+				// the next window, so within two.
+				assert.LessOrEqual(t, last.RetryAfter, w*time.Duration(1+int(alg)), "%v %s: retry time", w, alg)
 			}
 		}
 	}

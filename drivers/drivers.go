@@ -12,10 +12,50 @@
 // client library has cluster or sentinel URLs of this shape, and rueidis's
 // parser ignores parameters it does not know) and refuses what it does not
 // understand: an unknown scheme or parameter, a bad value, a database on a
-// cluster, a missing host. The error names the problem.
+// cluster, a missing host, a URL without "scheme://". The error names the
+// problem, and is ErrBadURL.
+//
+// # Secrets in the URL
+//
+// No part of the user-info (user name or password) appears in any error,
+// however malformed the URL: karat splits it off itself, at the last '@' of
+// the URL, before net/url sees the rest, and messages show the URL without
+// it. So a password may hold '/', '?', '#', ':' or '@' unescaped; a '%' in it
+// must be written %25 (percent-escapes are decoded), and an '@' after the
+// host (in a tls_ca path, say) must be written %40.
+//
+// # Deadlines and failing fast
+//
+// Open returns by its context's deadline, or after DefaultOpenTimeout when
+// the context has none, even where a client library would wait longer
+// (rueidis dials in rueidis.NewClient, which takes no context). It checks
+// that the store answers a PING before returning it. A server that refuses
+// connections fails Open at once with store.ErrUnavailable and the dial
+// error; a wrong password or user, or a database the server does not have,
+// fails it with store.ErrConfig, which does not suggest a retry.
+//
+// The clients Open builds also fail fast on every later call while a server
+// refuses connections, and recover by themselves when it is back:
+//
+//   - rueidis: RetryDelay is rueidisstore.RetryDelay, which does not retry a
+//     refused connection (rueidis otherwise retries read-only commands until
+//     the caller's deadline); each call dials once and fails in well under a
+//     millisecond on loopback. A dial attempt is bounded by 5s. Recovery is
+//     at the first call after the server is back.
+//   - go-redis: one dial attempt per connection (DialerRetries 1, not 5 at
+//     100ms intervals), one command retry with a 2–20ms backoff (MaxRetries
+//     1, not 3 with up to 1s), DialTimeout 5s. A call fails in milliseconds
+//     with "connection refused". After a pool's worth of failed dials
+//     go-redis stops dialling and answers with the last dial error, probing
+//     the server once a second, so recovery takes up to about a second.
+//
+// go-redis prints a log line to stderr for each failed dial by default;
+// Open routes go-redis's (process-wide) logger to log/slog at Debug level
+// the first time it builds a go-redis client (goredisstore.SlogLogger):
+// karat reports those failures as errors.
 //
 // Clients that Open builds belong to the store: closing the store closes
-// them. Open checks that the store answers a PING before returning it.
+// them.
 //
 // Register adds schemes for third-party drivers.
 package drivers

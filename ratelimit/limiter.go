@@ -58,7 +58,8 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiled       sync.Map // Policy -> *compiled
+	compiledMu     sync.RWMutex
+	compiled       map[string]*compiled // policy name -> the last policy of that name, formatted
 
 	stats struct {
 		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
@@ -70,7 +71,7 @@ func New(s store.Store, opts *Options) *Limiter {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Limiter{s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
+	l := &Limiter{compiled: map[string]*compiled{}, s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
 	if l.ns.IsZero() {
 		l.ns = DefaultNamespace
 	}
@@ -168,18 +169,25 @@ type Request struct {
 	Cost int64
 }
 
+// maxCompiled bounds the cache of formatted policies.
+const maxCompiled = 4096
+
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
+	p         Policy
 	alg, a, b string
 	burst     int64
 	err       error
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
-	if c, ok := l.compiled.Load(p); ok {
-		return c.(*compiled)
+	l.compiledMu.RLock()
+	c, ok := l.compiled[p.Name]
+	l.compiledMu.RUnlock()
+	if ok && c.p == p {
+		return c
 	}
-	c := &compiled{err: p.Validate()}
+	c = &compiled{p: p, err: p.Validate()}
 	if c.err == nil {
 		if p.Algorithm == GCRA {
 			t := p.interval()
@@ -188,7 +196,12 @@ func (l *Limiter) compile(p Policy) *compiled {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
 	}
-	l.compiled.Store(p, c)
+	l.compiledMu.Lock()
+	if len(l.compiled) >= maxCompiled {
+		clear(l.compiled) // names from configuration are few; this only bounds abuse
+	}
+	l.compiled[p.Name] = c
+	l.compiledMu.Unlock()
 	return c
 }
 
@@ -305,17 +318,21 @@ func (l *Limiter) key(p Policy, key string) (string, error) {
 
 func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if l.timeout < 0 {
-		return ctx, func() {}
+		return ctx, noCancel
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
+		return ctx, noCancel // the caller's deadline comes first anyway
 	}
 	return context.WithTimeout(ctx, l.timeout)
 }
 
+func noCancel() {}
+
 // item is one request being decided.
 type item struct {
-	req  Request
-	c    *compiled
-	key  string
-	done bool // decided (by the blocked memory or a fail mode)
+	req Request
+	c   *compiled
+	key string
 }
 
 // decide is the heart: validate, answer from the blocked memory, group by
@@ -376,9 +393,15 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 	}
 
 	// Group by subject (the hash tag), keeping the order of first use.
-	groups := make([][2]int, 0, 1) // [first, end) into an order slice
-	order := make([]int, 0, len(items))
-	used := make([]bool, len(items))
+	var groupsBuf [4][2]int
+	var orderBuf [4]int
+	var usedBuf, chargedBuf [4]bool
+	groups := groupsBuf[:0] // [first, end) into order
+	order := orderBuf[:0]
+	used := usedBuf[:0]
+	for range items {
+		used = append(used, false)
+	}
 	for i := range items {
 		if used[i] {
 			continue
@@ -393,14 +416,17 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		groups = append(groups, [2]int{first, len(order)})
 	}
 
-	charged := make([]bool, len(groups))
+	charged := chargedBuf[:0]
+	for range groups {
+		charged = append(charged, false)
+	}
 	allowed := true
 	for g, span := range groups {
 		idx := order[span[0]:span[1]]
 		ok, err := l.runGroup(ctx, items, idx, ds, mode)
 		if err != nil {
 			if isInputError(err) {
-				l.refundGroups(ctx, items, order, groups, charged)
+				l.refundGroups(ctx, items, order, groups, charged, ds)
 				return nil, err
 			}
 			ok = l.failGroup(items, idx, ds, err, mode)
@@ -421,7 +447,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 			ds[i].Allowed = false
 		}
 		if mode == modeTake {
-			l.refundGroups(ctx, items, order, groups, charged)
+			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
 	l.stats.decisions.Add(1)
@@ -439,14 +465,23 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	var keysBuf [4]string
 	var argsBuf [1 + 4*argsPerKey]string
 	keys := keysBuf[:0]
-	args := append(argsBuf[:0], mode)
-	for _, i := range idx {
-		it := &items[i]
+	var args []string
+	script := decideScript
+	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
+		// The hot path: one GCRA policy, charged.
+		script = gcraTakeScript
 		keys = append(keys, it.key)
-		args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+	} else {
+		args = append(argsBuf[:0], mode)
+		for _, i := range idx {
+			it := &items[i]
+			keys = append(keys, it.key)
+			args = append(args, it.c.alg, it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		}
 	}
 	cctx, cancel := l.withTimeout(ctx)
-	v, err := l.s.Eval(cctx, decideScript, keys, args...)
+	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
 	l.stats.storeCalls.Add(1)
 	if err != nil {
@@ -508,8 +543,9 @@ func (l *Limiter) failGroup(items []item, idx []int, ds []Decision, cause error,
 	return all
 }
 
-// refundGroups gives back the charges of the groups marked charged.
-func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool) {
+// refundGroups gives back the charges of the groups marked charged, and
+// shows it in their decisions.
+func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, groups [][2]int, charged []bool, ds []Decision) {
 	for g, span := range groups {
 		if !charged[g] {
 			continue
@@ -532,5 +568,8 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 			continue
 		}
 		l.stats.refunds.Add(1)
+		for _, i := range idx {
+			ds[i].Remaining = min(ds[i].Remaining+items[i].req.Cost, items[i].c.burst)
+		}
 	}
 }

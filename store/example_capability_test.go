@@ -41,5 +41,5 @@ func ExampleCapability() {
 	fmt.Println(store.Capabilities(s))
 	// Output:
 	// 2075.5 plain read
-	// [scan stats]
+	// [scan stats usage]
 }

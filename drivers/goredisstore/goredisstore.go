@@ -10,6 +10,27 @@
 // command is exact (IncrBy with a TTL, Expire with ttl 0) it runs the small
 // Lua scripts of internal/redisdrv. It has no client-side cache: it is not a
 // store.CachedReader.
+//
+// # Errors and failing fast
+//
+// Errors carry a store class joined with go-redis's own error: a refused
+// password, user or database (WRONGPASS, NOAUTH, NOPERM, "DB index is out of
+// range") and a TLS certificate that does not verify are store.ErrConfig;
+// transport failures are store.ErrUnavailable.
+//
+// How fast a call fails while the server refuses connections depends on the
+// client's options, which are the user's: go-redis's defaults retry each dial
+// 5 times 100ms apart and each command 3 times with up to 1s of backoff, so a
+// call takes its whole deadline and reports only the deadline. drivers.Open
+// builds its clients with DialerRetries 1, MaxRetries 1, MinRetryBackoff 2ms,
+// MaxRetryBackoff 20ms and DialTimeout 5s: a call then fails in milliseconds
+// with "connection refused", and the client recovers by itself within about
+// a second of the server's return (go-redis probes a server it stopped
+// dialling once a second). Do the same for a client of your own.
+//
+// go-redis prints its own log lines (one per failed dial) to stderr unless
+// redis.SetLogger is given another logger, process-wide; SlogLogger routes
+// them to log/slog, and drivers.Open installs it.
 package goredisstore
 
 import (

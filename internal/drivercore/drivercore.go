@@ -6,9 +6,9 @@ package drivercore
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/karat-go/karat/store"
 )
@@ -26,6 +26,14 @@ type Gate struct {
 // are valid and share a slot (ErrInvalidKey, ErrCrossSlot).
 func (g *Gate) Begin(ctx context.Context, keys ...string) error {
 	g.calls.Add(1)
+	return g.Check(ctx, keys...)
+}
+
+// Check is Begin without counting the call, for a hot path that counts its
+// calls in a counter of its own (rueidisstore counts a cache hit once, as a
+// hit); the caller counts the call with CountCall or its own counter. A
+// failed check is counted as an error all the same.
+func (g *Gate) Check(ctx context.Context, keys ...string) error {
 	if g.closed.Load() {
 		return g.End(store.ErrClosed)
 	}
@@ -34,6 +42,24 @@ func (g *Gate) Begin(ctx context.Context, keys ...string) error {
 	}
 	return g.End(store.ValidateKeys(keys))
 }
+
+// CheckKey is Check for one key, without the variadic slice: the cache-hit
+// path of rueidisstore calls it.
+func (g *Gate) CheckKey(ctx context.Context, key string) error {
+	if g.closed.Load() {
+		return g.End(store.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := store.ValidateKey(key); err != nil {
+		return g.End(err)
+	}
+	return nil
+}
+
+// CountCall counts a call that Check began.
+func (g *Gate) CountCall() { g.calls.Add(1) }
 
 // BeginTTL is Begin for a call on one key that also takes a TTL.
 func (g *Gate) BeginTTL(ctx context.Context, key string, ttl time.Duration) error {
@@ -83,15 +109,21 @@ func CountsAsError(err error) bool {
 // call increments moves between cores on every call (the cache line
 // "bounces"); on the client-side-cache hit path of rueidisstore that cost was
 // a visible share of the call. Add increments one of counterCells cells, each
-// on its own cache line, picked at random (math/rand/v2's per-thread
-// generator, a few nanoseconds), so that goroutines running on different
-// cores seldom write the same line; Load sums the cells. The zero value is
-// zero.
+// on its own cache line, picked by the address of the calling goroutine's
+// stack (goroutines have stacks of their own, so concurrent callers mostly
+// pick different cells; a nanosecond, where a random number cost several),
+// so that goroutines running on different cores seldom write the same line;
+// Load sums the cells. The zero value is zero.
 type Counter struct {
+	_     [64]byte // keeps the fields around the counter off its cache lines
 	cells [counterCells]paddedUint64
+	_     [64]byte
 }
 
-const counterCells = 8
+const (
+	counterBits  = 3
+	counterCells = 1 << counterBits
+)
 
 type paddedUint64 struct {
 	n atomic.Uint64
@@ -99,7 +131,15 @@ type paddedUint64 struct {
 }
 
 // Add adds n.
-func (c *Counter) Add(n uint64) { c.cells[rand.Uint32()%counterCells].n.Add(n) }
+func (c *Counter) Add(n uint64) {
+	var here byte
+	// Stacks are at least 2 KiB, so the bits above the 11th tell
+	// goroutines apart; a multiplicative hash mixes them into the top bits
+	// (stack sizes are powers of two, so the low ones alone would pick few
+	// cells).
+	h := uint64(uintptr(unsafe.Pointer(&here))>>11) * 0x9e3779b97f4a7c15
+	c.cells[h>>(64-counterBits)].n.Add(n)
+}
 
 // Load returns the sum of the cells. Adds that run meanwhile may or may not
 // be included.

@@ -1,8 +1,10 @@
 package redisdrv
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/karat-go/karat/store"
 )
@@ -27,5 +29,26 @@ func TestConfigReplies(t *testing.T) {
 		if config && errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("ReplyError(%q) = %v is also ErrUnavailable", msg, err)
 		}
+	}
+}
+
+// lateCtx is a context whose deadline has passed but whose timer has not
+// fired yet: Err is still nil.
+type lateCtx struct{ context.Context }
+
+func (lateCtx) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+// TestTransportErrorPassedDeadline: a transport timeout met after the
+// caller's deadline carries context.DeadlineExceeded even before the
+// context's own timer has fired (go-redis's "i/o timeout" raced it under
+// load in DeadlineWhileBusy).
+func TestTransportErrorPassedDeadline(t *testing.T) {
+	cause := errors.New("i/o timeout")
+	err := TransportError(lateCtx{context.Background()}, cause)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, cause) {
+		t.Fatalf("TransportError = %v; want ErrUnavailable, DeadlineExceeded and the cause", err)
+	}
+	if err := TransportError(context.Background(), cause); errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("without a deadline: %v", err)
 	}
 }

@@ -89,7 +89,15 @@ func TransportError(ctx context.Context, cause error) error {
 	if IsConfigTransport(cause) {
 		return fmt.Errorf("%w: %w", store.ErrConfig, cause)
 	}
-	if cerr := ctx.Err(); cerr != nil {
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); cerr == nil && ok && !time.Now().Before(d) {
+		// The deadline has passed but the context's timer has not fired
+		// yet: a client that set the connection's deadline from the
+		// context (go-redis) can see "i/o timeout" first on a loaded
+		// machine. It is the caller's deadline all the same.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil {
 		if errors.Is(cerr, context.Canceled) {
 			return fmt.Errorf("%w: %w", cerr, cause)
 		}
