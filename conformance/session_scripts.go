@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/karat-go/karat/internal/sessionrec"
@@ -85,6 +86,9 @@ func testSessionScripts(e *env) {
 	graced := with(func(r *sessionrec.Record) { r.Cur, r.Prev, r.PrevUntil = hashB, hashA, t0+5_000 }, rec(sid1, hashA))
 	graceOver := with(func(r *sessionrec.Record) { r.Cur, r.Prev, r.PrevUntil = hashB, hashA, t0 }, rec(sid1, hashA))
 	now := ms64(t0)
+	check := func(s *store.Script, cases []ScriptCase) {
+		e.t.Run(strings.TrimPrefix(s.Name(), "karat-session-"), func(t *testing.T) { CheckScript(t, e.h, s, cases) })
+	}
 
 	// Keys: record, index, live, counters.
 	one := []string{"rec", "idx", "live", "n"}
@@ -99,13 +103,13 @@ func testSessionScripts(e *env) {
 	}
 	fresh := rec(sid1, hashA)
 	fresh.LastSeen, fresh.Created, fresh.Version = t0, t0, 1
-	CheckScript(e.t, e.h, sessionrec.Create, []ScriptCase{
+	check(sessionrec.Create, []ScriptCase{
 		{Name: "create", Keys: one, Args: []string{fresh.Encode(), sid1, now, ms64(fresh.Deadline()), user}},
 		{Name: "create-counts-on", Keys: one, Args: []string{fresh.Encode(), sid1, now, ms64(fresh.Deadline()), user}, Setup: counters(3, 41, 2, 3)},
 		{Name: "id-taken", Keys: one, Args: []string{fresh.Encode(), sid1, now, ms64(fresh.Deadline()), user}, Setup: putOne(live)},
 		{Name: "deadline-not-after-now", Keys: one, Args: []string{fresh.Encode(), sid1, now, now, user}},
 	})
-	CheckScript(e.t, e.h, sessionrec.Touch, []ScriptCase{
+	check(sessionrec.Touch, []ScriptCase{
 		{Name: "touch", Keys: one[:3], Args: []string{hashA, now, "10000"}, Setup: putOne(live)},
 		{Name: "throttled", Keys: one[:3], Args: []string{hashA, now, "60000"}, Setup: putOne(live)},
 		{Name: "forced", Keys: one[:3], Args: []string{hashA, now, "0"}, Setup: putOne(live)},
@@ -117,7 +121,7 @@ func testSessionScripts(e *env) {
 		{Name: "expired", Keys: one[:3], Args: []string{hashA, now, "0"}, Setup: putOne(expired)},
 		{Name: "missing", Keys: one[:3], Args: []string{hashA, now, "0"}},
 	})
-	CheckScript(e.t, e.h, sessionrec.Update, []ScriptCase{
+	check(sessionrec.Update, []ScriptCase{
 		{Name: "update", Keys: one[:1], Args: []string{hashA, now, "3", `{"role":"clerk"}`}, Setup: putOne(live)},
 		{Name: "empty-data", Keys: one[:1], Args: []string{hashA, now, "3", ""}, Setup: putOne(live)},
 		{Name: "conflict", Keys: one[:1], Args: []string{hashA, now, "2", "x"}, Setup: putOne(live)},
@@ -125,7 +129,7 @@ func testSessionScripts(e *env) {
 		{Name: "expired", Keys: one[:1], Args: []string{hashA, now, "3", "x"}, Setup: putOne(expired)},
 		{Name: "missing", Keys: one[:1], Args: []string{hashA, now, "3", "x"}},
 	})
-	CheckScript(e.t, e.h, sessionrec.Rotate, []ScriptCase{
+	check(sessionrec.Rotate, []ScriptCase{
 		{Name: "with-grace", Keys: one[:1], Args: []string{hashA, hashC, now, "30000"}, Setup: putOne(live)},
 		{Name: "no-grace", Keys: one[:1], Args: []string{hashA, hashC, now, "0"}, Setup: putOne(live)},
 		{Name: "again-drops-older-grace", Keys: one[:1], Args: []string{hashB, hashC, now, "0"}, Setup: putOne(graced)},
@@ -139,7 +143,7 @@ func testSessionScripts(e *env) {
 		}
 		return s.HSet(ctx, keys[2], map[string][]byte{sid1: []byte(sessionrec.LiveValue(t0, user)), sid2: []byte(sessionrec.LiveValue(t0+1, "other"))})
 	}
-	CheckScript(e.t, e.h, sessionrec.Revoke, []ScriptCase{
+	check(sessionrec.Revoke, []ScriptCase{
 		{Name: "by-token", Keys: one, Args: []string{sessionrec.ModeToken, hashA, sid1, now}, Setup: setups(putOne(live), counters(3, 5, 1, 0))},
 		{Name: "by-token-in-grace", Keys: one, Args: []string{sessionrec.ModeToken, hashA, sid1, now}, Setup: putOne(graced)},
 		{Name: "by-token-after-grace", Keys: one, Args: []string{sessionrec.ModeToken, hashA, sid1, now}, Setup: putOne(graceOver)},
@@ -173,7 +177,7 @@ func testSessionScripts(e *env) {
 	args := func(mode, keep string) []string {
 		return []string{mode, now, keep, user, sid1, sid2, sid3, sid4}
 	}
-	CheckScript(e.t, e.h, sessionrec.RevokeMany, []ScriptCase{
+	check(sessionrec.RevokeMany, []ScriptCase{
 		{Name: "all", Keys: many, Args: args(sessionrec.ModeAll, ""), Setup: setups(fourSessions, counters(2, 9, 1, 1))},
 		{Name: "others", Keys: many, Args: args(sessionrec.ModeOthers, hashB), Setup: fourSessions},
 		{Name: "others-kept-by-grace-token", Keys: many, Args: args(sessionrec.ModeOthers, hashC), Setup: fourSessions},
@@ -187,7 +191,7 @@ func testSessionScripts(e *env) {
 				return put(ctx, s, keys[3], "", "", rec(sid1, hashA))
 			}},
 	})
-	CheckScript(e.t, e.h, sessionrec.Stats, []ScriptCase{
+	check(sessionrec.Stats, []ScriptCase{
 		{Name: "stats", Keys: many[1:3], Args: []string{now}, Setup: func(ctx context.Context, s store.Store, keys []string) error {
 			if err := s.HSet(ctx, keys[0], map[string][]byte{
 				sid1: []byte(sessionrec.LiveValue(t0+1, "ann")), sid2: []byte(sessionrec.LiveValue(t0+5, "ann")),

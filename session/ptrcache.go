@@ -23,7 +23,15 @@ const ptrShards = 32
 
 type ptrShard struct {
 	mu sync.RWMutex
-	m  map[[64]byte]sessionrec.Pointer
+	m  map[[64]byte]target
+}
+
+// target is where a pointer leads: the session's id and user, its shard and
+// its record's key (kept so that a validation builds no key).
+type target struct {
+	sessionrec.Pointer
+	sh  *shard
+	rec string
 }
 
 func newPtrCache(capacity int) *ptrCache {
@@ -32,7 +40,7 @@ func newPtrCache(capacity int) *ptrCache {
 	}
 	c := &ptrCache{perShard: max(1, capacity/ptrShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[[64]byte]sessionrec.Pointer)
+		c.shards[i].m = make(map[[64]byte]target)
 	}
 	return c
 }
@@ -42,9 +50,9 @@ func (c *ptrCache) shard(h *[64]byte) *ptrShard {
 	return &c.shards[binary.LittleEndian.Uint64(h[:8])%ptrShards]
 }
 
-func (c *ptrCache) get(h *[64]byte) (sessionrec.Pointer, bool) {
+func (c *ptrCache) get(h *[64]byte) (target, bool) {
 	if c == nil {
-		return sessionrec.Pointer{}, false
+		return target{}, false
 	}
 	sh := c.shard(h)
 	sh.mu.RLock()
@@ -53,7 +61,7 @@ func (c *ptrCache) get(h *[64]byte) (sessionrec.Pointer, bool) {
 	return p, ok
 }
 
-func (c *ptrCache) put(h *[64]byte, p sessionrec.Pointer) {
+func (c *ptrCache) put(h *[64]byte, p target) {
 	if c == nil {
 		return
 	}

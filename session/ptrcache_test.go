@@ -6,6 +6,6 @@ import (
 	"github.com/karat-go/karat/internal/sessionrec"
 )
 
-func sessionrecPointer(i int) sessionrec.Pointer {
-	return sessionrec.Pointer{ID: strconv.Itoa(i), User: "u"}
+func sessionrecPointer(i int) target {
+	return target{Pointer: sessionrec.Pointer{ID: strconv.Itoa(i), User: "u"}}
 }

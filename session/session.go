@@ -128,7 +128,7 @@ type Session struct {
 	IP        string
 	Created   time.Time
 	LastSeen  time.Time // the last recorded activity (see TouchInterval)
-	Expires   time.Time // when it ends unless activity is recorded: min(idle, absolute)
+	Expires   time.Time // when it ends unless activity is recorded: min(idle, absolute); for an InGrace token, when the grace ends if sooner
 	// AbsoluteExpires is when it ends whatever happens.
 	AbsoluteExpires time.Time
 	// Version moves on with every Update; pass it to Update.
@@ -439,7 +439,7 @@ func (m *Manager) Create(ctx context.Context, user, tenant string, meta Meta) (s
 // whose pointer exists, and the pointer.
 type resolved struct {
 	hash [64]byte
-	ptr  sessionrec.Pointer
+	ptr  target
 }
 
 // resolve finds the pointer a token's HMAC names, trying each secret,
@@ -450,10 +450,15 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 		m.malformed.Add(1)
 		return ErrNotFound
 	}
+	return m.resolveRaw(ctx, &raw, res)
+}
+
+// resolveRaw is resolve for a token already parsed.
+func (m *Manager) resolveRaw(ctx context.Context, raw *[32]byte, res *resolved) error {
 	for _, hs := range m.hashers {
-		hs.sum(&raw, &res.hash)
-		if p, ok := m.ptrs.get(&res.hash); ok {
-			res.ptr = p
+		hs.sum(raw, &res.hash)
+		if t, ok := m.ptrs.get(&res.hash); ok {
+			res.ptr = t
 			return nil
 		}
 		pv, err := m.get(ctx, m.ptrKey(&res.hash))
@@ -467,8 +472,9 @@ func (m *Manager) resolve(ctx context.Context, token string, res *resolved) erro
 		if !ok || !validID(p.ID) || p.User == "" {
 			break
 		}
-		res.ptr = p
-		m.ptrs.put(&res.hash, p)
+		sh := m.shardOf(p.User)
+		res.ptr = target{Pointer: p, sh: sh, rec: sh.rec + p.ID}
+		m.ptrs.put(&res.hash, res.ptr)
 		return nil
 	}
 	m.unknown.Add(1)
@@ -502,11 +508,11 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 		return nil, ErrNotFound
 	}
 	var res resolved
-	if err := m.resolve(ctx, token, &res); err != nil {
+	if err := m.resolveRaw(ctx, &raw, &res); err != nil {
 		return nil, err
 	}
-	sh := m.shardOf(res.ptr.User)
-	rv, err := m.get(ctx, sh.rec+res.ptr.ID)
+	sh := res.ptr.sh
+	rv, err := m.get(ctx, res.ptr.rec)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, m.reject(&res)
 	}
@@ -532,7 +538,11 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 	if !inGrace && now-r.LastSeen >= m.touch {
 		return m.touchAt(ctx, sh, &res, now, m.touch)
 	}
-	return m.session(&r, inGrace), nil
+	sess := m.session(&r, inGrace)
+	if inGrace && r.PrevUntil < r.Deadline() {
+		sess.Expires = time.UnixMilli(r.PrevUntil) // this token's end, not the session's
+	}
+	return sess, nil
 }
 
 func (m *Manager) touchAt(ctx context.Context, sh *shard, res *resolved, now, interval int64) (*Session, error) {
@@ -540,7 +550,7 @@ func (m *Manager) touchAt(ctx context.Context, sh *shard, res *resolved, now, in
 	if err != nil {
 		return nil, err
 	}
-	v, err := m.s.Eval(ctx, sessionrec.Touch, []string{sh.rec + res.ptr.ID, idx, sh.live},
+	v, err := m.s.Eval(ctx, sessionrec.Touch, []string{res.ptr.rec, idx, sh.live},
 		string(res.hash[:]), strconv.FormatInt(now, 10), strconv.FormatInt(interval, 10))
 	if err != nil {
 		return nil, scriptErr("touch", err)
@@ -559,7 +569,7 @@ func (m *Manager) Extend(ctx context.Context, token string) (*Session, error) {
 	if err := m.resolve(ctx, token, &res); err != nil {
 		return nil, err
 	}
-	return m.touchAt(ctx, m.shardOf(res.ptr.User), &res, m.nowMS(), 0)
+	return m.touchAt(ctx, res.ptr.sh, &res, m.nowMS(), 0)
 }
 
 // Update replaces the app's data of the session token names, if its version
@@ -581,8 +591,7 @@ func (m *Manager) Update(ctx context.Context, token string, version uint64, data
 			return 0, fmt.Errorf("%w: data of %d bytes exceeds %d", ErrInvalid, len(enc), m.maxData)
 		}
 	}
-	sh := m.shardOf(res.ptr.User)
-	v, err := m.s.Eval(ctx, sessionrec.Update, []string{sh.rec + res.ptr.ID},
+	v, err := m.s.Eval(ctx, sessionrec.Update, []string{res.ptr.rec},
 		string(res.hash[:]), strconv.FormatInt(m.nowMS(), 10), strconv.FormatUint(version, 10), string(enc))
 	if err != nil {
 		return 0, scriptErr("update", err)
@@ -604,8 +613,7 @@ func (m *Manager) Rotate(ctx context.Context, token string) (string, *Session, e
 	if err := m.resolve(ctx, token, &res); err != nil {
 		return "", nil, err
 	}
-	sh := m.shardOf(res.ptr.User)
-	rec := sh.rec + res.ptr.ID
+	rec := res.ptr.rec
 	cur, err := m.s.Get(ctx, rec)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil, ErrNotFound
@@ -625,7 +633,7 @@ func (m *Manager) Rotate(ctx context.Context, token string) (string, *Session, e
 	var nh [64]byte
 	m.hashers[0].sum(&raw, &nh)
 	nptr := m.ptrKey(&nh)
-	if _, err := m.s.SetNX(ctx, nptr, res.ptr.Append(nil), time.Duration(r.Abs-now)*time.Millisecond); err != nil {
+	if _, err := m.s.SetNX(ctx, nptr, res.ptr.Pointer.Append(nil), time.Duration(r.Abs-now)*time.Millisecond); err != nil {
 		return "", nil, fmt.Errorf("karat/session: rotate: %w", err)
 	}
 	v, err := m.s.Eval(ctx, sessionrec.Rotate, []string{rec},

@@ -32,30 +32,37 @@ func newID() (string, error) {
 	return hex.EncodeToString(raw[:]), nil
 }
 
+// hexVal maps a byte to its value as a lowercase hex digit, or 0xff.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := byte('0'); c <= '9'; c++ {
+		t[c] = c - '0'
+	}
+	for c := byte('a'); c <= 'f'; c++ {
+		t[c] = c - 'a' + 10
+	}
+	return t
+}()
+
 // parseToken decodes a token that is exactly 64 lowercase hex characters.
 func parseToken(tok string, raw *[32]byte) bool {
 	if len(tok) != TokenLen {
 		return false
 	}
-	for i := 0; i < 32; i++ {
-		hi, ok1 := lowerHex(tok[2*i])
-		lo, ok2 := lowerHex(tok[2*i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		raw[i] = hi<<4 | lo
+	bad := byte(0)
+	for i := range 32 {
+		hi, lo := hexVal[tok[2*i]], hexVal[tok[2*i+1]]
+		bad |= hi | lo
+		raw[i] = hi<<4 | lo&0x0f
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
 func lowerHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
+	v := hexVal[c]
+	return v, v != 0xff
 }
 
 // validID reports whether id has the shape of a public session id.
@@ -79,6 +86,7 @@ type hasher struct {
 
 type hmacState struct {
 	h   hash.Hash
+	in  [32]byte // the token, copied so that the caller's array does not escape
 	sum [sha256.Size]byte
 }
 
@@ -91,7 +99,8 @@ func newHasher(secret []byte) *hasher {
 func (h *hasher) sum(raw *[32]byte, out *[64]byte) {
 	st := h.pool.Get().(*hmacState)
 	st.h.Reset()
-	st.h.Write(raw[:])
+	st.in = *raw
+	st.h.Write(st.in[:])
 	st.h.Sum(st.sum[:0])
 	hex.Encode(out[:], st.sum[:])
 	h.pool.Put(st)

@@ -23,14 +23,15 @@ type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
 
-// sessionUpdate: args NAMESPACE SECRET_HEX NOW_MS TOKEN GOROUTINES. Each
+// sessionUpdate: args NAMESPACE SECRET_HEX NOW_MS SHARDS TOKEN GOROUTINES
+// (the Manager's options must match the case's). Each
 // of GOROUTINES goroutines sets the field p<pid>-<i> of the session's data
 // (a JSON object with an "f" map) to i through Update, reading the session
 // again and retrying on ErrConflict. The result is "p<pid> <conflicts
 // retried>".
 func sessionUpdate(ctx context.Context, s store.Store, args []string) (string, error) {
-	if len(args) != 5 {
-		return "", fmt.Errorf("session-update wants NAMESPACE SECRET_HEX NOW_MS TOKEN GOROUTINES, got %q", args)
+	if len(args) != 6 {
+		return "", fmt.Errorf("session-update wants NAMESPACE SECRET_HEX NOW_MS SHARDS TOKEN GOROUTINES, got %q", args)
 	}
 	ns, err := store.NewNamespace(args[0])
 	if err != nil {
@@ -41,15 +42,16 @@ func sessionUpdate(ctx context.Context, s store.Store, args []string) (string, e
 		return "", err
 	}
 	now, err1 := strconv.ParseInt(args[2], 10, 64)
-	g, err2 := strconv.Atoi(args[4])
-	if err := errors.Join(err1, err2); err != nil {
+	shards, err2 := strconv.Atoi(args[3])
+	g, err3 := strconv.Atoi(args[5])
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return "", err
 	}
-	m, err := session.New(s, [][]byte{secret}, &session.Options{Namespace: ns, Clock: fixedClock(time.UnixMilli(now)), Shards: 8})
+	m, err := session.New(s, [][]byte{secret}, &session.Options{Namespace: ns, Clock: fixedClock(time.UnixMilli(now)), Shards: shards})
 	if err != nil {
 		return "", err
 	}
-	token, name := args[3], "p"+strconv.Itoa(os.Getpid())
+	token, name := args[4], "p"+strconv.Itoa(os.Getpid())
 	var conflicts atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, g)
