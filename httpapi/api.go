@@ -92,6 +92,13 @@ type Options struct {
 	// 500ms, so that a route answers 503 well within a second when the
 	// store does not.
 	StoreTimeout time.Duration
+	// LimitTimeout bounds each rate-limit decision's store call; default
+	// 250ms. With StoreTimeout (session calls) and 3/5 of it (cache calls),
+	// every store-facing step of a request is bounded, and the first step
+	// that fails answers 503: against a hanging store a request ends within
+	// LimitTimeout + StoreTimeout (750 ms by default), the API policy
+	// (which fails open) having waited out its bound first.
+	LimitTimeout time.Duration
 	// LoadTimeout bounds a cache-aside request (store calls and the load
 	// from the data source); default 10s.
 	LoadTimeout time.Duration
@@ -155,6 +162,9 @@ func New(s store.Store, users Directory, data DataSource, opts *Options) (*API, 
 	if o.StoreTimeout <= 0 {
 		o.StoreTimeout = 500 * time.Millisecond
 	}
+	if o.LimitTimeout <= 0 {
+		o.LimitTimeout = 250 * time.Millisecond
+	}
 	if o.LoadTimeout <= 0 {
 		o.LoadTimeout = 10 * time.Second
 	}
@@ -185,7 +195,7 @@ func New(s store.Store, users Directory, data DataSource, opts *Options) (*API, 
 	if a.sessions, err = session.New(s, o.SessionSecrets, &sopts); err != nil {
 		return nil, fmt.Errorf("httpapi: sessions: %w", err)
 	}
-	a.limiter = ratelimit.New(s, &ratelimit.Options{Namespace: sub("ratelimit"), Timeout: o.StoreTimeout})
+	a.limiter = ratelimit.New(s, &ratelimit.Options{Namespace: sub("ratelimit"), Timeout: o.LimitTimeout})
 	if a.clientIP, err = ratelimit.NewClientIP(o.TrustedProxies...); err != nil {
 		return nil, fmt.Errorf("httpapi: trusted proxies: %w", err)
 	}

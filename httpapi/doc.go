@@ -73,9 +73,10 @@
 //     otherwise); uploads at Options.MaxUploadBytes (1 MiB), checked on
 //     Content-Length and while reading (413 both ways); the demo keeps no
 //     upload, it answers its size and SHA-256.
-//   - Every store-facing call of a request is bounded by
-//     Options.StoreTimeout (500 ms), so that routes answer 503 fast when the
-//     store does not; the ratelimit layer has its own bound.
+//   - Every store-facing call of a request is bounded: rate-limit decisions
+//     by Options.LimitTimeout (250 ms), session calls by Options.StoreTimeout
+//     (500 ms), cache calls by 3/5 of it; the first that fails answers 503,
+//     so against a hanging store a request ends within 750 ms.
 //   - gorilla/mux answers 404 for a wrong method once a later route takes
 //     that method; the /v1 not-found handler asks the router and answers 405
 //     with Allow instead.

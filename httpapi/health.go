@@ -14,8 +14,8 @@ import (
 type HealthOptions struct {
 	// Interval between background pings. Default 500ms.
 	Interval time.Duration
-	// Timeout of one ping, in the background and on /readyz. Default 500ms,
-	// so /readyz answers within a second even when the store hangs.
+	// Timeout of one ping, in the background and on /readyz. Default 400ms,
+	// so /readyz answers well within a second even when the store hangs.
 	Timeout time.Duration
 	// Logger gets a line when the store stops answering and one when it
 	// answers again, with how long it was down. Default slog.Default().
@@ -63,7 +63,7 @@ func NewHealth(s store.Store, opts *HealthOptions) *Health {
 		h.opts.Interval = 500 * time.Millisecond
 	}
 	if h.opts.Timeout <= 0 {
-		h.opts.Timeout = 500 * time.Millisecond
+		h.opts.Timeout = 400 * time.Millisecond
 	}
 	if h.opts.Logger == nil {
 		h.opts.Logger = slog.Default()

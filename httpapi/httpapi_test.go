@@ -144,3 +144,24 @@ func TestStoreDown(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveBoundsLabelsAndLines: arbitrary methods share one metrics
+// label and a huge path is cut in the log line.
+func TestObserveBoundsLabelsAndLines(t *testing.T) {
+	var logs bytes.Buffer
+	m := NewMetrics()
+	h := Observe(slog.New(slog.NewJSONHandler(&logs, nil)), m)(http.NotFoundHandler())
+	for _, meth := range []string{"FOO", "BAR", "BAZ"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(meth, "/"+strings.Repeat("p", 10<<10), nil))
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `karat_http_requests_total{code="404",method="other",route="unmatched"} 3`) {
+		t.Errorf("arbitrary methods are not folded into one label")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if len(line) > 2048 {
+			t.Errorf("a log line of %d bytes", len(line))
+		}
+	}
+}

@@ -125,7 +125,7 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 				route = "unmatched"
 			}
 			if m != nil {
-				m.observeRequest(route, r.Method, status, d)
+				m.observeRequest(route, methodLabel(r.Method), status, d)
 				if err != nil && StoreDown(err) {
 					m.storeErrors.Inc()
 				}
@@ -138,9 +138,9 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 				level = slog.LevelWarn
 			}
 			attrs := []slog.Attr{
-				slog.String("method", r.Method),
+				slog.String("method", truncate(r.Method, 16)),
 				slog.String("route", route),
-				slog.String("path", r.URL.EscapedPath()),
+				slog.String("path", truncate(r.URL.EscapedPath(), 512)),
 				slog.Int("status", status),
 				slog.Int64("bytes", rec.bytes),
 				slog.Float64("ms", float64(d.Microseconds())/1000),
@@ -155,6 +155,25 @@ func Observe(logger *slog.Logger, m *Metrics) func(http.Handler) http.Handler {
 			logger.LogAttrs(r.Context(), level, "request", attrs...)
 		})
 	}
+}
+
+// methodLabel keeps the metrics' method label bounded: a client can send
+// any method name, and each would otherwise be a new time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
+}
+
+// truncate cuts s to at most n bytes for a log line, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // peerIP is the address of the TCP peer, without the port.

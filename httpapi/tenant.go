@@ -16,6 +16,7 @@ import (
 	"github.com/karat-go/karat/cache"
 	"github.com/karat-go/karat/httpapi/demo"
 	"github.com/karat-go/karat/ratelimit"
+	"github.com/karat-go/karat/store"
 )
 
 // cacheStatus is the RFC 9211 Cache-Status field of a response the karat
@@ -172,7 +173,9 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// adminStats reports the layers' statistics and the store's health.
+// adminStats reports the layers' statistics and the store: its health
+// (the last ping), the driver's counters and its key count and memory where
+// the driver tells (store.StatsReporter, store.UsageReporter).
 func (a *API) adminStats(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := a.storeCtx(r.Context())
 	defer cancel()
@@ -189,8 +192,18 @@ func (a *API) adminStats(w http.ResponseWriter, r *http.Request) {
 		},
 		"ratelimit": a.limiter.Stats(),
 	}
+	st := map[string]any{"capabilities": store.Capabilities(a.s)}
 	if a.opts.Health != nil {
-		out["store"] = a.opts.Health.State()
+		st["health"] = a.opts.Health.State()
 	}
+	if sr, ok := store.Capability[store.StatsReporter](a.s); ok {
+		st["driver"] = sr.Stats()
+	}
+	if ur, ok := store.Capability[store.UsageReporter](a.s); ok {
+		if u, err := ur.Usage(ctx); err == nil {
+			st["usage"] = u
+		}
+	}
+	out["store"] = st
 	writeJSON(w, http.StatusOK, out)
 }

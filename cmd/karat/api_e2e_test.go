@@ -23,12 +23,14 @@ import (
 
 // target is a store the API tests run on.
 type target struct {
-	name  string
-	url   string
-	redis string // host:port of the Redis server, "" for memory
+	name    string
+	url     string
+	redis   string // host:port of the Redis server, "" for memory
+	cluster []string
 }
 
-// targets are memory://, and a real Redis through each driver.
+// targets are memory://, a real Redis through each driver, and a 3-master
+// Redis Cluster through each driver.
 func targets(t *testing.T) []target {
 	t.Helper()
 	ts := []target{{name: "memory", url: "memory://"}}
@@ -37,7 +39,20 @@ func targets(t *testing.T) []target {
 		target{name: "redis-rueidis", url: srv.URL, redis: srv.Addr},
 		target{name: "redis-goredis", url: srv.URL + "?driver=goredis", redis: srv.Addr},
 	)
+	cl := redistest.ClusterServers(t)
+	ts = append(ts,
+		target{name: "cluster-rueidis", url: cl.URL, redis: cl.Masters[0], cluster: cl.Masters},
+		target{name: "cluster-goredis", url: cl.URL + "?driver=goredis", redis: cl.Masters[0], cluster: cl.Masters},
+	)
 	return ts
+}
+
+// client returns a go-redis client on the target's server or cluster.
+func (tg target) client() redis.UniversalClient {
+	if len(tg.cluster) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: tg.cluster})
+	}
+	return redis.NewClient(&redis.Options{Addr: tg.redis})
 }
 
 // startOn starts a server on tg under a namespace of its own, with the demo
@@ -56,25 +71,53 @@ func startOn(t *testing.T, tg target, args ...string) (*server, string) {
 	srv := startServer(t, nil, all...)
 	if tg.redis != "" {
 		t.Cleanup(func() {
-			rc := redis.NewClient(&redis.Options{Addr: tg.redis})
+			rc := tg.client()
 			defer rc.Close()
 			ctx := context.Background()
 			keys, _ := scanAll(ctx, rc, ns.Prefix())
-			if len(keys) > 0 {
-				rc.Del(ctx, keys...)
+			for _, k := range keys {
+				rc.Del(ctx, k)
 			}
 		})
 	}
 	return srv, ns.Prefix()
 }
 
-func scanAll(ctx context.Context, rc *redis.Client, prefix string) ([]string, error) {
+// scanAll lists the keys under prefix, on every master of a cluster.
+func scanAll(ctx context.Context, rc redis.UniversalClient, prefix string) ([]string, error) {
+	var mu sync.Mutex
 	var out []string
-	iter := rc.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		out = append(out, iter.Val())
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	return out, iter.Err()
+	if cc, ok := rc.(*redis.ClusterClient); ok {
+		err := cc.ForEachMaster(ctx, scan)
+		return out, err
+	}
+	return out, scan(ctx, rc.(*redis.Client))
+}
+
+// dbSize is the number of keys, summed over a cluster's masters.
+func dbSize(ctx context.Context, rc redis.UniversalClient) int64 {
+	if cc, ok := rc.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		var n int64
+		_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			k := c.DBSize(ctx).Val()
+			mu.Lock()
+			n += k
+			mu.Unlock()
+			return nil
+		})
+		return n
+	}
+	return rc.DBSize(ctx).Val()
 }
 
 func escapeGlob(s string) string {
@@ -589,6 +632,13 @@ func adminStats(t *testing.T, srv *server) {
 			t.Errorf("admin stats lack %q: %s", k, r.body)
 		}
 	}
+	st, _ := m["store"].(map[string]any)
+	if h, _ := st["health"].(map[string]any); h["up"] != true {
+		t.Errorf("admin stats: store health %v", st["health"])
+	}
+	if u, _ := st["usage"].(map[string]any); u == nil || u["Keys"].(float64) < 1 {
+		t.Errorf("admin stats: store usage %v", st["usage"])
+	}
 	if live, _ := m["sessions"].(map[string]any)["Live"].(float64); live < 2 {
 		t.Errorf("admin stats: %v live sessions, want >= 2", live)
 	}
@@ -612,7 +662,7 @@ func noSecretsAtRest(t *testing.T, srv *server, tg target, prefix string) {
 	srv.mu.Lock()
 	tokens := append([]string(nil), srv.tokens...)
 	srv.mu.Unlock()
-	rc := redis.NewClient(&redis.Options{Addr: tg.redis})
+	rc := tg.client()
 	defer rc.Close()
 	ctx := context.Background()
 	keys, err := scanAll(ctx, rc, prefix)

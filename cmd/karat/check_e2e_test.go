@@ -18,17 +18,17 @@ func TestCheck(t *testing.T) {
 	bin := karatBinary(t)
 	for _, tg := range targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
-			var rc *redis.Client
+			var rc redis.UniversalClient
 			ctx := context.Background()
 			var before int64
 			if tg.redis != "" {
-				rc = redis.NewClient(&redis.Options{Addr: tg.redis})
+				rc = tg.client()
 				defer rc.Close()
 				if err := rc.Set(ctx, "karat-check-bystander", "untouched", time.Minute).Err(); err != nil {
 					t.Fatal(err)
 				}
 				defer rc.Del(ctx, "karat-check-bystander")
-				before = rc.DBSize(ctx).Val()
+				before = dbSize(ctx, rc)
 			}
 			cmd := exec.Command(bin, "check", "--store", tg.url)
 			cmd.Env = cleanEnv()
@@ -64,7 +64,7 @@ func TestCheck(t *testing.T) {
 				if v := rc.Get(ctx, "karat-check-bystander").Val(); v != "untouched" {
 					t.Errorf("a key outside the prefix changed: %q", v)
 				}
-				if after := rc.DBSize(ctx).Val(); after != before {
+				if after := dbSize(ctx, rc); after != before {
 					t.Errorf("DBSIZE %d before, %d after", before, after)
 				}
 			}
