@@ -201,6 +201,9 @@ func TestAOFLostTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.WaitAOFWritten(10 * time.Second); err != nil {
+		t.Fatal(err) // the creation must be in the file before its length is taken
+	}
 	incr := incrFile(t, srv.Dir)
 	fi, err := os.Stat(incr)
 	if err != nil {
