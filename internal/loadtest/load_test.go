@@ -30,7 +30,7 @@ const demoPassword = karatproc.DemoPassword
 //
 //	KARAT_LOAD_DURATION  how long the traffic may run (default 30s)
 //	KARAT_LOAD_VUS       virtual users (default 40)
-//	KARAT_LOAD_API_LIMIT each user's API quota (default 1000)
+//	KARAT_LOAD_API_LIMIT each user's API quota (default 2000)
 //	KARAT_LOAD_DRIVER    rueidis (default) or goredis
 func envInt(t *testing.T, name string, def int) int {
 	if v := os.Getenv(name); v != "" {
@@ -132,7 +132,7 @@ func TestLoad(t *testing.T) {
 		dur = d
 	}
 	nVU := envInt(t, "KARAT_LOAD_VUS", 40)
-	apiLimit := int64(envInt(t, "KARAT_LOAD_API_LIMIT", 1000))
+	apiLimit := int64(envInt(t, "KARAT_LOAD_API_LIMIT", 2000))
 	driver := os.Getenv("KARAT_LOAD_DRIVER")
 	if driver == "" {
 		driver = "rueidis"
