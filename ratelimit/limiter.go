@@ -21,7 +21,10 @@ type Options struct {
 	// and only for durations (how long ago a denial was learned), so a clock
 	// that is off by a constant changes nothing.
 	Clock func() time.Time
-	// Timeout bounds each store call on top of the caller's context; 0
+	// Timeout bounds each store call on top of the caller's context
+	// (when the caller's context can never end, by a deadline shared with
+	// calls that start at about the same time: between 15/16 of Timeout
+	// and Timeout after the call starts); 0
 	// means DefaultTimeout, a negative value means only the caller's
 	// deadline.
 	Timeout time.Duration
@@ -60,6 +63,7 @@ type Limiter struct {
 	local          *localLimiter
 	compiledMu     sync.RWMutex
 	compiled       map[string]*compiled // policy name -> the last policy of that name, formatted
+	shared         sharedDeadline
 
 	stats struct {
 		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
@@ -178,6 +182,7 @@ type compiled struct {
 	alg, a, b string
 	burst     int64
 	err       error
+	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
@@ -192,6 +197,7 @@ func (l *Limiter) compile(p Policy) *compiled {
 		if p.Algorithm == GCRA {
 			t := p.interval()
 			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
+			c.take1 = []string{c.a, c.b, "1"}
 		} else {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
@@ -216,7 +222,8 @@ func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
-	ds, err := l.decide(ctx, one[:], modeTake)
+	var out [1]Decision
+	ds, err := l.decide(ctx, one[:], modeTake, out[:])
 	if err != nil {
 		return Decision{}, err
 	}
@@ -231,7 +238,8 @@ func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (D
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
-	ds, err := l.decide(ctx, one[:], modePeek)
+	var out [1]Decision
+	ds, err := l.decide(ctx, one[:], modePeek, out[:])
 	if err != nil {
 		return Decision{}, err
 	}
@@ -246,7 +254,7 @@ func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (D
 // the reservations are refunded when a later key denies (see the package
 // doc for what a crash in between does).
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
-	ds, err := l.decide(ctx, reqs, modeTake)
+	ds, err := l.decide(ctx, reqs, modeTake, nil)
 	if err != nil {
 		return Decision{}, nil, err
 	}
@@ -255,7 +263,7 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Dec
 
 // PeekAll is AllowAll without charging.
 func (l *Limiter) PeekAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
-	ds, err := l.decide(ctx, reqs, modePeek)
+	ds, err := l.decide(ctx, reqs, modePeek, nil)
 	if err != nil {
 		return Decision{}, nil, err
 	}
@@ -320,11 +328,63 @@ func (l *Limiter) withTimeout(ctx context.Context) (context.Context, context.Can
 	if l.timeout < 0 {
 		return ctx, noCancel
 	}
+	if ctx.Done() == nil {
+		// A context that can never end (Background, TODO, values on them):
+		// share one deadline among the calls.
+		return l.shared.bound(ctx, l.timeout), noCancel
+	}
 	if d, ok := ctx.Deadline(); ok && time.Until(d) <= l.timeout {
 		return ctx, noCancel // the caller's deadline comes first anyway
 	}
 	return context.WithTimeout(ctx, l.timeout)
 }
+
+// sharedDeadline hands calls whose own context can never end a context
+// that ends within Options.Timeout, shared with the other calls that start
+// at about the same time, instead of a context.WithTimeout each: that cost
+// three allocations and a timer per decision, the largest part of what the
+// layer added to a store call. A shared context is used by calls starting
+// until its deadline is less than timeout − timeout/sharedSlack away, so each
+// call is bounded by between 15/16 of Timeout and Timeout, never more; a
+// shared context is never cancelled before its deadline (calls still use
+// it), and its timer releases it then.
+type sharedDeadline struct {
+	cur atomic.Pointer[deadlineCtx]
+}
+
+const sharedSlack = 16
+
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+	cancel   context.CancelFunc // called by the deadline's timer anyway; kept for vet
+}
+
+// bound returns a context that ends within timeout, carrying ctx's values.
+func (sd *sharedDeadline) bound(ctx context.Context, timeout time.Duration) context.Context {
+	now := time.Now()
+	d := sd.cur.Load()
+	if d == nil || d.deadline.Sub(now) < timeout-timeout/sharedSlack {
+		deadline := now.Add(timeout)
+		c, cancel := context.WithDeadline(context.Background(), deadline)
+		n := &deadlineCtx{Context: c, deadline: deadline, cancel: cancel}
+		sd.cur.CompareAndSwap(d, n) // a racing call may have made one too: either bounds this call
+		d = n
+	}
+	if ctx == context.Background() {
+		return d.Context
+	}
+	return valuesCtx{Context: d.Context, values: ctx}
+}
+
+// valuesCtx is a shared deadline context with the values of the caller's.
+type valuesCtx struct {
+	context.Context
+	values context.Context
+}
+
+// Value implements context.Context with the caller's values.
+func (c valuesCtx) Value(key any) any { return c.values.Value(key) }
 
 func noCancel() {}
 
@@ -338,7 +398,10 @@ type item struct {
 // decide is the heart: validate, answer from the blocked memory, group by
 // subject, run one script per subject, refund on a later denial, and apply
 // fail modes to the subjects the store could not decide.
-func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]Decision, error) {
+//
+// The decisions are written to out when it has room for them (Allow and
+// Peek pass a buffer on their stack), else to a new slice.
+func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out []Decision) ([]Decision, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -366,7 +429,12 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string) ([]De
 		}
 		items = append(items, item{req: r, c: c, key: k})
 	}
-	ds := make([]Decision, len(items))
+	var ds []Decision
+	if len(out) >= len(items) {
+		ds = out[:len(items)]
+	} else {
+		ds = make([]Decision, len(items))
+	}
 	for i := range items {
 		p := items[i].req.Policy
 		ds[i] = Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
@@ -462,18 +530,23 @@ func isInputError(err error) bool {
 // runGroup runs the script for the items of one subject and fills their
 // decisions; it reports whether every one was allowed.
 func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []Decision, mode string) (bool, error) {
-	var keysBuf [4]string
-	var argsBuf [1 + 4*argsPerKey]string
-	keys := keysBuf[:0]
-	var args []string
+	// The slices go to the store through an interface, so they live on the
+	// heap: each is made at its exact size.
+	var keys, args []string
 	script := decideScript
 	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
 		// The hot path: one GCRA policy, charged.
 		script = gcraTakeScript
-		keys = append(keys, it.key)
-		args = append(argsBuf[:0], it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10))
+		keys = []string{it.key}
+		if it.req.Cost == 1 {
+			args = it.c.take1 // shared, read only: no slice to build
+		} else {
+			args = []string{it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10)}
+		}
 	} else {
-		args = append(argsBuf[:0], mode)
+		keys = make([]string, 0, len(idx))
+		args = make([]string, 0, 1+argsPerKey*len(idx))
+		args = append(args, mode)
 		for _, i := range idx {
 			it := &items[i]
 			keys = append(keys, it.key)

@@ -14,6 +14,7 @@ import (
 	"github.com/karat-go/karat/httpapi/demo"
 	"github.com/karat-go/karat/ratelimit"
 	"github.com/karat-go/karat/store"
+	"github.com/karat-go/karat/webui"
 )
 
 // app is the server's handler and the pieces serve must run and stop.
@@ -105,5 +106,12 @@ func newApp(ctx context.Context, cfg *serveConfig, s store.Store, log *slog.Logg
 	}
 	r := mux.NewRouter()
 	api.Mount(r)
+	// The web pages at / (sign in, your devices, shop, dashboard) over the
+	// same API.
+	ui, err := webui.New(api, &webui.Options{Metrics: metrics, Health: health, SecureCookies: cfg.secureCookies, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	ui.Mount(r)
 	return &app{handler: httpapi.Observe(log, metrics)(r), health: health, api: api}, nil
 }

@@ -3,9 +3,13 @@ package rueidisstore
 import (
 	"context"
 	"hash/maphash"
+	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // CachedStore is a Store with client-side caching: it adds GetCached
@@ -29,16 +33,15 @@ type CachedStore struct {
 //     call ever gives a TTL longer than the window, the largest TTL this
 //     store has given. An entry that expires at CachePXAT was therefore
 //     filled no earlier than CachePXAT - window.
-//   - rueidis answers a hit only for an entry whose CachePXAT is after its
-//     own reading of the clock during the call, so the entry was younger
-//     than the window then. When this call's TTL is the window (callers that
-//     all pass one maxStale: the common case), that is the bound, with
-//     staleMargin to spare for the rest of the call, and no clock read is
-//     needed: at the time of writing a clock read cost about 50ns in the
-//     virtual machines karat is measured on, a sixth of a hit. Otherwise the
-//     age, at most window - (CachePXAT - now), is checked against maxStale
-//     with a clock read after the call. A hit whose age may exceed maxStale
-//     is read from the server instead.
+//   - On every hit the clock is read after the call and the entry's age, at
+//     most window - (CachePXAT - now), is checked against maxStale; a hit
+//     whose age may exceed maxStale is read from the server instead. An
+//     earlier version skipped the clock read when this call's TTL was the
+//     window, trusting rueidis's own expiry check inside the call plus
+//     staleMargin for the rest of it; under load the rest of the call took
+//     longer than the margin and a 302 ms old value was served with maxStale
+//     300 ms (TestPartition), so the read (about 50 ns, a sixth of a hit)
+//     stays: the bound is enforced, not hoped for.
 //   - Read-your-writes: every key this store writes is remembered for the
 //     window, and read from the server while remembered. An entry filled
 //     before the write has expired by the time the window has passed, even
@@ -50,7 +53,7 @@ type CachedStore struct {
 // windows: give them the same Options.MaxStale, or a store may accept an
 // entry another filled with a longer TTL as younger than it is.
 func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.Duration) ([]byte, error) {
-	str, err := s.GetCachedString(ctx, key, maxStale)
+	str, err := s.getCached(ctx, key, maxStale)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +67,12 @@ func (s *CachedStore) GetCached(ctx context.Context, key string, maxStale time.D
 // copy is most of what a hit costs over rueidis's own DoCache (see
 // BENCHMARKS.md). Same bounds, errors and counting as GetCached.
 func (s *CachedStore) GetCachedString(ctx context.Context, key string, maxStale time.Duration) (string, error) {
+	return s.getCached(ctx, key, maxStale)
+}
+
+// getCached is GetCachedString. The hit path is kept free of calls that
+// are not needed: errors and misses leave it through functions of their own.
+func (s *CachedStore) getCached(ctx context.Context, key string, maxStale time.Duration) (string, error) {
 	// A hit is counted once, in hits (Stats adds them to Calls); every
 	// other outcome is counted as a call by the gate.
 	if err := s.g.CheckKey(ctx, key); err != nil {
@@ -79,7 +88,7 @@ func (s *CachedStore) GetCachedString(ctx context.Context, key string, maxStale 
 	// Widen the window before the call, so that an entry this call fills
 	// never has a TTL larger than the window a later hit is checked with.
 	s.writes.widen(ttl)
-	resp := s.c.DoCache(ctx, s.c.B().Get().Key(key).Cache(), ttl)
+	resp := s.c.DoCache(ctx, s.cmds.get(s.c, key), ttl)
 	// The write log is checked after the call, hit or miss (a miss may have
 	// joined a fill that was sent before this store's write): a key written
 	// within the window is read from the server. The clock is read at most
@@ -94,19 +103,84 @@ func (s *CachedStore) GetCachedString(ctx context.Context, key string, maxStale 
 		s.miss()
 		return s.stringReply(ctx, resp)
 	}
-	// Load the window after the call: whichever call filled the entry had
-	// widened it by then.
-	if window := s.writes.width(); ttl < window {
-		if now.IsZero() {
-			now = time.Now()
-		}
-		if age := window - time.UnixMilli(resp.CachePXAT()).Sub(now); age > maxStale {
-			s.miss()
-			return s.getString(ctx, key)
-		}
+	// The bound is enforced on every hit with the clock read after the call,
+	// not left to rueidis's own expiry check inside it: on a loaded machine
+	// the rest of the call can take longer than any fixed margin (a
+	// partitioned reader served a 302 ms old value with maxStale 300 ms).
+	// The age is pessimistic: the window is loaded after the call, and
+	// whichever call filled the entry had widened it by then.
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if age := max(s.writes.width(), ttl) - time.UnixMilli(resp.CachePXAT()).Sub(now); age > maxStale {
+		s.miss()
+		return s.getString(ctx, key)
+	}
+	// A cached reply is a string or a nil (a missing key): ToString on the
+	// message, not through stringReply, which copies the whole result.
+	str, err := resp.ToString()
+	if err != nil {
+		return "", s.hitErr(ctx, resp, err)
 	}
 	s.hits.Add(1)
-	return s.stringReply(ctx, resp)
+	return str, nil
+}
+
+// hitErr counts and maps the error of a cache hit (a cached nil: the key
+// is missing).
+func (s *CachedStore) hitErr(ctx context.Context, resp rueidis.RedisResult, err error) error {
+	s.hits.Add(1)
+	return s.g.End(mapErr(ctx, resp, err, false))
+}
+
+// cmdTable holds pinned GET commands (rueidis's Pin: never recycled, so
+// reusable by any number of calls at once) for keys GetCached has read, so
+// that a hit on a hot key does not build its command again: rueidis's
+// builder computes the key's cluster slot, a CRC16 taken byte by byte, for
+// every command it builds, which cost about a sixth of a hit. The table is
+// direct-mapped (one command per slot, picked by a hash of the key) and
+// bounded: a key whose slot holds another key builds its command as before,
+// and takes the slot over with a chance of 1 in cmdTakeOver, so that two
+// hot keys sharing a slot do not allocate on every call, and a stream of
+// cold keys costs an allocation once in cmdTakeOver calls.
+type cmdTable struct {
+	seed  maphash.Seed
+	slots [cmdSlots]atomic.Pointer[pinnedGet]
+}
+
+const (
+	cmdSlots    = 8192
+	cmdTakeOver = 32
+)
+
+type pinnedGet struct {
+	key string
+	cmd rueidis.Cacheable
+}
+
+func newCmdTable() *cmdTable { return &cmdTable{seed: maphash.MakeSeed()} }
+
+// get returns the GET command of key, cacheable, from the table or built.
+func (t *cmdTable) get(c rueidis.Client, key string) rueidis.Cacheable {
+	slot := &t.slots[maphash.String(t.seed, key)%cmdSlots]
+	p := slot.Load()
+	if p != nil && p.key == key {
+		return p.cmd
+	}
+	return t.build(c, key, slot, p)
+}
+
+// build builds key's command and may keep it in slot (now holding p).
+func (t *cmdTable) build(c rueidis.Client, key string, slot *atomic.Pointer[pinnedGet], p *pinnedGet) rueidis.Cacheable {
+	if p != nil && rand.Uint32()%cmdTakeOver != 0 {
+		return c.B().Get().Key(key).Cache()
+	}
+	// A copy of the key: the caller's string may share the memory of a
+	// much larger one, which the table would otherwise keep alive.
+	key = strings.Clone(key)
+	n := &pinnedGet{key: key, cmd: c.B().Get().Key(key).Cache().Pin()}
+	slot.CompareAndSwap(p, n) // a racing call may have filled it: either is fine
+	return n.cmd
 }
 
 // staleMargin is kept off the TTL that GetCached gives rueidis: the bound
