@@ -23,7 +23,7 @@ var secretName = regexp.MustCompile(`(?i)(password|passwd|token|secret|hash|mac|
 // with a constant ("" or nil) leak nothing and are allowed.
 func TestTimingSafeComparisons(t *testing.T) {
 	var hits []string
-	for _, dir := range []string{"session", "internal/sessionrec", "httpapi", "httpapi/demo", "ratelimit", "cmd/karat", "cache"} {
+	for _, dir := range []string{"session", "internal/sessionrec", "httpapi", "httpapi/demo", "ratelimit", "cmd/karat", "cache", "webui"} {
 		files, err := filepath.Glob(filepath.Join("..", "..", dir, "*.go"))
 		if err != nil || len(files) == 0 {
 			t.Fatalf("%s: no Go files (%v)", dir, err)
