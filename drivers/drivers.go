@@ -518,6 +518,14 @@ const (
 	goRedisDialerRetries = 1 // one attempt per dial
 )
 
+// goRedisClusterReload is how old go-redis's cluster slot map may get
+// before a command reloads it (in the background, CLUSTER SLOTS on one
+// node). go-redis reloads the map on MOVED, but not when a master refuses
+// connections: with its default (60 s) the slots of a master that was
+// killed and replaced by its replica stayed routed to the dead address for
+// up to a minute (internal/faulttest TestClusterFailover).
+const goRedisClusterReload = 500 * time.Millisecond
+
 func (c *redisConfig) goredisClient() redis.UniversalClient {
 	switch {
 	case c.masterName != "":
@@ -533,7 +541,7 @@ func (c *redisConfig) goredisClient() redis.UniversalClient {
 			Addrs: c.addrs, Username: c.username, Password: c.password,
 			TLSConfig: c.tls, ContextTimeoutEnabled: true, DialTimeout: dialTimeout,
 			MaxRetries: goRedisMaxRetries, MinRetryBackoff: goRedisMinBackoff, MaxRetryBackoff: goRedisMaxBackoff,
-			DialerRetries: goRedisDialerRetries,
+			DialerRetries: goRedisDialerRetries, ClusterStateReloadInterval: goRedisClusterReload,
 		})
 	}
 	return redis.NewClient(&redis.Options{

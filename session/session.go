@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -525,8 +526,8 @@ func (m *Manager) Validate(ctx context.Context, token string) (*Session, error) 
 	now := m.nowMS()
 	inGrace := false
 	switch {
-	case r.Cur == string(res.hash[:]):
-	case r.Prev == string(res.hash[:]) && now < r.PrevUntil:
+	case sameMAC(r.Cur, res.hash[:]):
+	case sameMAC(r.Prev, res.hash[:]) && now < r.PrevUntil:
 		inGrace = true
 	default:
 		return nil, m.reject(&res)
@@ -622,7 +623,7 @@ func (m *Manager) Rotate(ctx context.Context, token string) (string, *Session, e
 	}
 	r, ok := sessionrec.Decode(string(cur))
 	now := m.nowMS()
-	if !ok || r.Cur != string(res.hash[:]) || now >= r.Deadline() {
+	if !ok || !sameMAC(r.Cur, res.hash[:]) || now >= r.Deadline() {
 		return "", nil, ErrNotFound
 	}
 	tok, raw, err := newToken()
@@ -930,4 +931,11 @@ func (m *Manager) Stats(ctx context.Context) (Stats, error) {
 		st.Revoked += a[4].Int
 	}
 	return st, nil
+}
+
+// sameMAC compares a token MAC the record holds with the presented token's
+// in constant time (crypto/subtle), so that the time a validation takes says
+// nothing about how much of the MAC matched.
+func sameMAC(stored string, mac []byte) bool {
+	return subtle.ConstantTimeCompare([]byte(stored), mac) == 1
 }

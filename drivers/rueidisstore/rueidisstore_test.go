@@ -464,7 +464,11 @@ func TestPartition(t *testing.T) {
 		v, err := a.GetCached(cctx, k, maxStale)
 		cancel()
 		if err != nil {
-			require.ErrorIs(t, err, store.ErrUnavailable)
+			if !errors.Is(err, store.ErrUnavailable) {
+				// On a loaded machine the 50 ms can be over before the call
+				// starts; the contract then returns the context's own error.
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+			}
 			failed = true
 			continue
 		}

@@ -5,6 +5,14 @@
 // by the test (TLSServers). NewProxy puts a TCP proxy that can stall in front
 // of any of them, to simulate a silent network partition.
 //
+// Tests that break servers get servers of their own instead of the shared
+// ones: NewPrivate (stopped and restarted on the same port, for fail-fast and
+// recovery), NewKillable (SIGKILL or stop, restart on the same port and data
+// directory, with AOF everysec or always, for durability), NewFailoverCluster
+// (3 masters with a replica each, for killing a master or CLUSTER FAILOVER)
+// and NewFailoverSentinel (a primary, a replica and Sentinels, for a
+// Sentinel failover). Do sends one command to any address.
+//
 // Each kind of server starts once per test binary, on first use, and is
 // shared by every test in it; a failed start is remembered, so later tests
 // fail or skip at once instead of retrying. Packages call Main from TestMain
