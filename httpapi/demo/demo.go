@@ -283,54 +283,35 @@ func (c *Catalogue) KPIs(ctx context.Context, tenant string) (KPIs, error) {
 
 // Customer loads one customer.
 func (c *Catalogue) Customer(ctx context.Context, tenant, id string) (Customer, error) {
-	if err := c.load(ctx, "customer"); err != nil {
-		return Customer{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, err := c.shop(tenant)
-	if err != nil {
-		return Customer{}, err
-	}
-	v, ok := s.customers[id]
-	if !ok {
-		return Customer{}, fmt.Errorf("%w: customer", ErrNotFound)
-	}
-	return v, nil
+	return lookup(ctx, c, tenant, "customer", func(s *shop) map[string]Customer { return s.customers }, id)
 }
 
 // Product loads one product.
 func (c *Catalogue) Product(ctx context.Context, tenant, id string) (Product, error) {
-	if err := c.load(ctx, "product"); err != nil {
-		return Product{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, err := c.shop(tenant)
-	if err != nil {
-		return Product{}, err
-	}
-	v, ok := s.products[id]
-	if !ok {
-		return Product{}, fmt.Errorf("%w: product", ErrNotFound)
-	}
-	return v, nil
+	return lookup(ctx, c, tenant, "product", func(s *shop) map[string]Product { return s.products }, id)
 }
 
 // Invoice loads one invoice.
 func (c *Catalogue) Invoice(ctx context.Context, tenant, id string) (Invoice, error) {
-	if err := c.load(ctx, "invoice"); err != nil {
-		return Invoice{}, err
+	return lookup(ctx, c, tenant, "invoice", func(s *shop) map[string]Invoice { return s.invoices }, id)
+}
+
+// lookup is one load of a record of kind from the shop's table: the data
+// source's delay, then the record or ErrNotFound.
+func lookup[T any](ctx context.Context, c *Catalogue, tenant, kind string, table func(*shop) map[string]T, id string) (T, error) {
+	var zero T
+	if err := c.load(ctx, kind); err != nil {
+		return zero, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, err := c.shop(tenant)
 	if err != nil {
-		return Invoice{}, err
+		return zero, err
 	}
-	v, ok := s.invoices[id]
+	v, ok := table(s)[id]
 	if !ok {
-		return Invoice{}, fmt.Errorf("%w: invoice", ErrNotFound)
+		return zero, fmt.Errorf("%w: %s", ErrNotFound, kind)
 	}
 	return v, nil
 }
