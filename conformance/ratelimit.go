@@ -611,12 +611,21 @@ func testRLMultiSameSubject(e *env) {
 	// Concurrently, from several instances: exactly 3 sets, multi-b charged 3.
 	reqs2 := []ratelimit.Request{{Policy: a, Key: "user:2"}, {Policy: b, Key: "user:2"}}
 	ls := e.limiters(4, &ratelimit.Options{BlockedKeys: -1})
+	assert.Equal(t, int64(3), allowSets(e, ls, reqs2), "256 concurrent sets, the tighter limit 3")
+	assert.Equal(t, int64(2), e.peek(l, b, "user:2", 1).Remaining, "multi-b charged only for the 3 admitted sets")
+}
+
+// allowSets decides reqs 256 times from 64 goroutines spread over the
+// limiters, fails the case on any error or degraded decision, and returns how
+// many sets were admitted.
+func allowSets(e *env, ls []*ratelimit.Limiter, reqs []ratelimit.Request) int64 {
+	e.t.Helper()
 	var admitted, failed atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 64 {
 		wg.Go(func() {
 			for range 4 {
-				o, _, err := ls[g%4].AllowAll(e.ctx, reqs2)
+				o, _, err := ls[g%4].AllowAll(e.ctx, reqs)
 				if err != nil || o.Degraded != nil {
 					failed.Add(1)
 				} else if o.Allowed {
@@ -626,9 +635,8 @@ func testRLMultiSameSubject(e *env) {
 		})
 	}
 	wg.Wait()
-	assert.Zero(t, failed.Load())
-	assert.Equal(t, int64(3), admitted.Load(), "256 concurrent sets, the tighter limit 3")
-	assert.Equal(t, int64(2), e.peek(l, b, "user:2", 1).Remaining, "multi-b charged only for the 3 admitted sets")
+	assert.Zero(e.t, failed.Load(), "errors or degraded decisions")
+	return admitted.Load()
 }
 
 func testRLMultiAcrossSubjects(e *env) {
@@ -660,23 +668,7 @@ func testRLMultiAcrossSubjects(e *env) {
 	ipBig := ratelimit.Policy{Name: "ip", Limit: 1000, Window: 24 * time.Hour}
 	reqs2[0].Policy = ipBig
 	ls := e.limiters(4, &ratelimit.Options{BlockedKeys: -1})
-	var admitted, failed atomic.Int64
-	var wg sync.WaitGroup
-	for g := range 64 {
-		wg.Go(func() {
-			for range 4 {
-				o, _, err := ls[g%4].AllowAll(e.ctx, reqs2)
-				if err != nil || o.Degraded != nil {
-					failed.Add(1)
-				} else if o.Allowed {
-					admitted.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	assert.Zero(t, failed.Load())
-	assert.Equal(t, int64(2), admitted.Load(), "256 concurrent sets across two subjects, user limit 2")
+	assert.Equal(t, int64(2), allowSets(e, ls, reqs2), "256 concurrent sets across two subjects, user limit 2")
 	assert.Equal(t, int64(998), e.peek(l, ipBig, "ip4:192.0.2.2", 1).Remaining, "every denied set's ip reservation was refunded")
 }
 
