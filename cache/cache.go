@@ -72,6 +72,7 @@ type Options[T any] struct {
 type Cache[T any] struct {
 	s            store.Store
 	cr           store.CachedReader
+	crs          store.CachedStringReader // cr's string form: generations are read without a copy
 	p            Policy
 	tags         []string // Name, then Policy.Tags
 	ns           store.Namespace
@@ -131,6 +132,7 @@ func New[T any](s store.Store, p Policy, opts *Options[T]) (*Cache[T], error) {
 		half := o.MaxStale / 2
 		if cr, ok := store.Capability[store.CachedReader](s); ok {
 			c.cr = cr
+			c.crs = store.CachedStrings(cr)
 			c.storeStale = half
 		}
 		if o.LocalEntries > 0 {
@@ -230,9 +232,14 @@ func parseGen(b []byte) (int64, error) {
 	if b == nil {
 		return 0, nil
 	}
-	g, err := strconv.ParseInt(string(b), 10, 64)
+	return parseGenString(string(b))
+}
+
+// parseGenString parses a generation read as a string.
+func parseGenString(s string) (int64, error) {
+	g, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: generation %q", store.ErrNotInteger, b)
+		return 0, fmt.Errorf("%w: generation %q", store.ErrNotInteger, s)
 	}
 	return g, nil
 }
@@ -264,14 +271,14 @@ func (c *Cache[T]) lookup(ctx context.Context, k keys, cached bool) (e entry, fo
 	if cached && c.cr != nil {
 		gens = make([]int64, len(k.gens))
 		for i, g := range k.gens {
-			b, err := c.cr.GetCached(ctx, g, c.storeStale)
+			v, err := c.crs.GetCachedString(ctx, g, c.storeStale)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return entry{}, false, err
 			}
-			if gens[i], err = parseGen(b); err != nil {
+			if gens[i], err = parseGenString(v); err != nil {
 				return entry{}, false, err
 			}
 		}

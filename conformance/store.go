@@ -794,6 +794,7 @@ func testClose(e *env) {
 	_, checks["Eval"] = s.Eval(ctx, casScript, []string{k, h}, "0", "1", "x")
 	if c, ok := store.Capability[store.CachedReader](s); ok {
 		_, checks["GetCached"] = c.GetCached(ctx, k, time.Second)
+		_, checks["GetCachedString"] = store.CachedStrings(c).GetCachedString(ctx, k, time.Second)
 	}
 	if c, ok := store.Capability[store.Scanner](s); ok {
 		checks["Scan"] = c.Scan(ctx, e.prefix, func([]string) error { return nil })
@@ -821,8 +822,33 @@ func testUserClientStaysOpen(e *env) {
 	assert.NoError(e.t, works(e.ctx), "the user's client still works after the store is closed")
 }
 
+// cachedReader returns s's CachedReader with its reads alternating between
+// GetCached and the string form (store.CachedStrings), so that every cached
+// read case holds both to the same bounds.
+func cachedReader(e *env, s store.Store) store.CachedReader {
+	cr := needCap[store.CachedReader](e, s, store.CapCachedReads)
+	return &alternatingReader{cr: cr, sr: store.CachedStrings(cr)}
+}
+
+type alternatingReader struct {
+	cr store.CachedReader
+	sr store.CachedStringReader
+	n  atomic.Uint64
+}
+
+func (a *alternatingReader) GetCached(ctx context.Context, key string, maxStale time.Duration) ([]byte, error) {
+	if a.n.Add(1)%2 == 0 {
+		v, err := a.sr.GetCachedString(ctx, key, maxStale)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(v), nil
+	}
+	return a.cr.GetCached(ctx, key, maxStale)
+}
+
 func testCachedReads(e *env) {
-	a := needCap[store.CachedReader](e, e.s, store.CapCachedReads)
+	a := cachedReader(e, e.s)
 	t, ctx := e.t, e.ctx
 	const maxStale = time.Minute
 	k := e.key("ryw")
@@ -865,7 +891,7 @@ func testCachedReads(e *env) {
 }
 
 func testCachedReadsOtherWriter(e *env) {
-	a := needCap[store.CachedReader](e, e.s, store.CapCachedReads)
+	a := cachedReader(e, e.s)
 	t, ctx := e.t, e.ctx
 	b := e.newStore()
 	for _, maxStale := range []time.Duration{300 * time.Millisecond, 50 * time.Millisecond} {
@@ -915,7 +941,7 @@ func testCachedReadsPartition(e *env) {
 		t.Skipf("harness cannot stall this target: %v", err)
 	}
 	require.NoError(t, err)
-	a := needCap[store.CachedReader](e, s, store.CapCachedReads) // the partitioned store too
+	a := cachedReader(e, s) // the partitioned store too
 	b := e.newStore()
 	const maxStale = 300 * time.Millisecond
 	k := e.key("partitioned")

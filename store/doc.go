@@ -15,7 +15,9 @@
 //   - [Script] is an atomic operation with two bodies, Lua for Redis and Go for
 //     the memory driver, that must agree; conformance.CheckScript proves it.
 //   - Optional capabilities ([CachedReader], [Scanner], [StatsReporter]) are
-//     one-method interfaces found with [Capability], through wrappers.
+//     one-method interfaces found with [Capability], through wrappers. A
+//     CachedReader may also be a [CachedStringReader] (a hit without a copy),
+//     found on the reader itself with [CachedStrings].
 //
 // Time: a TTL is a [time.Duration]. ttl > 0 expires the key after ttl, rounded
 // up to a whole millisecond (Redis keeps milliseconds; rounding up means a key

@@ -108,6 +108,36 @@ type CachedReader interface {
 	GetCached(ctx context.Context, key string, maxStale time.Duration) ([]byte, error)
 }
 
+// CachedStringReader is GetCached returning a string, offered beside
+// GetCached by a CachedReader that can answer a hit without copying: a
+// string cannot be changed, so it may share the memory of the client-side
+// cache, while the []byte of GetCached belongs to the caller and must be a
+// copy. Bounds, errors and counting are GetCached's. A caller that decodes
+// the value and keeps nothing of the bytes (every session validation, every
+// cache hit) saves a copy per read; see CachedStrings.
+type CachedStringReader interface {
+	GetCachedString(ctx context.Context, key string, maxStale time.Duration) (string, error)
+}
+
+// CachedStrings returns the string form of cr: cr itself when it is a
+// CachedStringReader, else an adapter that converts GetCached's value (one
+// more copy). It looks at cr only, never under it: a wrapper that wraps
+// GetCached (to count, trace or inject faults) and not GetCachedString is
+// therefore never bypassed. Call it once, where the CachedReader is found.
+func CachedStrings(cr CachedReader) CachedStringReader {
+	if sr, ok := cr.(CachedStringReader); ok {
+		return sr
+	}
+	return cachedStrings{cr}
+}
+
+type cachedStrings struct{ cr CachedReader }
+
+func (c cachedStrings) GetCachedString(ctx context.Context, key string, maxStale time.Duration) (string, error) {
+	b, err := c.cr.GetCached(ctx, key, maxStale)
+	return string(b), err
+}
+
 // Scanner is the optional capability of listing keys by prefix.
 type Scanner interface {
 	// Scan calls fn with batches of keys that begin with prefix, on every

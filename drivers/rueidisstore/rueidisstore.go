@@ -100,10 +100,11 @@ type Store struct {
 }
 
 var (
-	_ store.Store         = (*Store)(nil)
-	_ store.Scanner       = (*Store)(nil)
-	_ store.StatsReporter = (*Store)(nil)
-	_ store.CachedReader  = (*CachedStore)(nil)
+	_ store.Store              = (*Store)(nil)
+	_ store.Scanner            = (*Store)(nil)
+	_ store.StatsReporter      = (*Store)(nil)
+	_ store.CachedReader       = (*CachedStore)(nil)
+	_ store.CachedStringReader = (*CachedStore)(nil)
 )
 
 // New returns a store over c; nil opts is valid. The result is a *CachedStore
