@@ -160,4 +160,58 @@ func testRLScriptBodiesAgree(e *env) {
 		}
 	}
 	CheckScript(e.t, e.h, ratelimit.GCRATakeScript(), fast)
+
+	// The hot path of whole-millisecond policies: the TAT is the key's
+	// expiry (its PTTL, on the server's clock) and the value is empty.
+	// ARGV interval, tau in ms, cost: 100 ms, burst 10.
+	gm := func(cost string) []string { return []string{"100", "1000", cost} }
+	empty := func(int64) string { return "" }
+	ms := []ScriptCase{
+		{Name: "ms-fresh", Keys: one, Args: gm("1")},
+		{Name: "ms-never", Keys: one, Args: gm("11")},
+		{Name: "ms-huge-cost", Keys: one, Args: gm("9223372036854775807")},
+		{Name: "ms-existing", Keys: one, Args: gm("3"), Setup: rlSet(0, 500*time.Millisecond, empty)},
+		{Name: "ms-deny", Keys: one, Args: gm("1"), Setup: rlSet(0, 950*time.Millisecond, empty)},
+		{Name: "ms-deny-cost", Keys: one, Args: gm("6"), Setup: rlSet(0, 600*time.Millisecond, empty)},
+		{Name: "ms-never-when-full", Keys: one, Args: gm("12"), Setup: rlSet(0, 950*time.Millisecond, empty)},
+		// A key without expiry counts as an empty bucket, as PTTL's -1.
+		{Name: "ms-no-expiry", Keys: one, Args: gm("1"), Setup: rlSet(0, 0, empty)},
+		{Name: "ms-wrong-type", Keys: one, Args: gm("1"),
+			Setup: func(ctx context.Context, s store.Store, keys []string) error {
+				return s.HSet(ctx, keys[0], map[string][]byte{"f": []byte("x")})
+			}},
+		{Name: "ms-bad-args", Keys: one, Args: []string{"100", "x", "1"}},
+		{Name: "ms-bad-interval", Keys: one, Args: []string{"0", "1000", "1"}},
+		{Name: "ms-bad-arg-count", Keys: one, Args: []string{"100", "1000"}},
+	}
+	if exact {
+		// A microsecond TAT written by the general script, read by its TTL
+		// (the value is a time: equal only when both clocks are set).
+		ms = append(ms, ScriptCase{Name: "ms-over-us-state", Keys: one, Args: gm("2"), Setup: rlSet(0, 400*time.Millisecond, tat(400_000))})
+	} else {
+		// PTTL runs down between the setup and the script on a real
+		// server: times within rlEqualWithin's bound, flags exactly (the
+		// setups are far from every edge).
+		for i := range ms {
+			ms[i].Equal = rlEqualWithin
+		}
+	}
+	CheckScript(e.t, e.h, ratelimit.GCRATakeMsScript(), ms)
+	// The general script reads the empty state: take, peek and refund.
+	msState := []ScriptCase{
+		{Name: "decide-ms-state-deny", Keys: one, Args: args("t", with(g, "1")), Setup: rlSet(0, 950*time.Millisecond, empty)},
+		{Name: "decide-ms-state-peek", Keys: one, Args: args("p", with(g, "2")), Setup: rlSet(0, 300*time.Millisecond, empty)},
+	}
+	if exact {
+		// These write a TAT, a time: equal only when both clocks are set.
+		msState = append(msState,
+			ScriptCase{Name: "decide-ms-state-take", Keys: one, Args: args("t", with(g, "3")), Setup: rlSet(0, 500*time.Millisecond, empty)},
+			ScriptCase{Name: "decide-ms-state-refund", Keys: one, Args: args("r", with(g, "2")), Setup: rlSet(0, 300*time.Millisecond, empty)},
+		)
+	} else {
+		for i := range msState {
+			msState[i].Equal = rlEqualWithin
+		}
+	}
+	CheckScript(e.t, e.h, ratelimit.DecideScript(), msState)
 }

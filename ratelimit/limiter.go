@@ -183,6 +183,7 @@ type compiled struct {
 	burst     int64
 	err       error
 	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
+	msA, msB  string   // GCRA of whole milliseconds: T and tau in ms for gcraTakeMsScript; "" otherwise
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
@@ -198,6 +199,10 @@ func (l *Limiter) compile(p Policy) *compiled {
 			t := p.interval()
 			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
 			c.take1 = []string{c.a, c.b, "1"}
+			if t%1000 == 0 {
+				c.msA, c.msB = strconv.FormatInt(t/1000, 10), strconv.FormatInt(p.burst()*t/1000, 10)
+				c.take1 = []string{c.msA, c.msB, "1"}
+			}
 		} else {
 			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
 		}
@@ -537,11 +542,15 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	if it := &items[idx[0]]; len(idx) == 1 && mode == modeTake && it.c.alg == algGCRA {
 		// The hot path: one GCRA policy, charged.
 		script = gcraTakeScript
+		a, b := it.c.a, it.c.b
+		if it.c.msA != "" {
+			script, a, b = gcraTakeMsScript, it.c.msA, it.c.msB
+		}
 		keys = []string{it.key}
 		if it.req.Cost == 1 {
 			args = it.c.take1 // shared, read only: no slice to build
 		} else {
-			args = []string{it.c.a, it.c.b, strconv.FormatInt(it.req.Cost, 10)}
+			args = []string{a, b, strconv.FormatInt(it.req.Cost, 10)}
 		}
 	} else {
 		keys = make([]string, 0, len(idx))

@@ -498,8 +498,15 @@ func (s *Store) Scan(ctx context.Context, prefix string, fn func(keys []string) 
 	return nil
 }
 
+// expired reports whether e has expired at now: at its expiry instant it
+// is gone, as on miniredis, so that a TTL read from a live key is never
+// zero (store.TTL's 0 means "no expiry") and a script that keeps a time in
+// a key's expiry (ratelimit's whole-millisecond GCRA) sees an empty bucket
+// at the instant the bucket empties. Redis keeps a key through the
+// millisecond of its expiry (PTTL 0), the same instant at millisecond
+// resolution.
 func expired(e *entry, now time.Time) bool {
-	return !e.expireAt.IsZero() && now.After(e.expireAt)
+	return !e.expireAt.IsZero() && !now.Before(e.expireAt)
 }
 
 // removeLocked deletes key from sh (whose lock the caller holds) and
