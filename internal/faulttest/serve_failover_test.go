@@ -89,7 +89,6 @@ type readyzWatch struct {
 	mu         sync.Mutex
 	up, down   int
 	firstDown  time.Time
-	lastDown   time.Time
 	otherState []string
 }
 
@@ -114,7 +113,6 @@ func watchReadyz(t *testing.T, c *serveClient) *readyzWatch {
 				if w.firstDown.IsZero() {
 					w.firstDown = now
 				}
-				w.lastDown = now
 			default:
 				w.otherState = append(w.otherState, fmt.Sprint(r, err))
 			}
@@ -134,14 +132,26 @@ func (w *readyzWatch) halt() {
 	<-w.done
 }
 
-// finish stops the watch and returns its counts and the window of 503s.
-func (w *readyzWatch) finish(t *testing.T) (up, down int, firstDown, lastDown time.Time) {
+// take returns the counts since the last take (or the start) and the
+// time of the first 503 among them, and starts counting afresh.
+func (w *readyzWatch) take() (up, down int, firstDown time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	up, down, firstDown = w.up, w.down, w.firstDown
+	w.up, w.down, w.firstDown = 0, 0, time.Time{}
+	return up, down, firstDown
+}
+
+// finish stops the watch and fails the test on an answer that was neither
+// 200 nor 503.
+func (w *readyzWatch) finish(t *testing.T) {
 	t.Helper()
 	w.halt()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, o := range w.otherState {
 		t.Errorf("/readyz answered neither 200 nor 503: %s", o)
 	}
-	return w.up, w.down, w.firstDown, w.lastDown
 }
 
 // masterHolding returns the master among masters that holds a key whose
@@ -220,10 +230,16 @@ func (fr *failoverRun) recovered(t *testing.T, promoted time.Time) (readyAt, ser
 func (fr *failoverRun) finish(t *testing.T) (string, time.Duration) {
 	t.Helper()
 	statuses, slowest := fr.tr.finish(t)
-	up, down, _, _ := fr.rz.finish(t)
+	fr.rz.finish(t)
 	for route, byStatus := range statuses {
-		if n := byStatus[http.StatusUnauthorized]; n > 0 && route != "login" {
-			t.Errorf("%s: %d responses 401: the traffic's session was lost", route, n)
+		for status, n := range byStatus {
+			switch status {
+			case http.StatusOK, http.StatusCreated, http.StatusServiceUnavailable:
+			case http.StatusUnauthorized:
+				t.Errorf("%s: %d responses 401: the traffic's session was lost, or a login refused", route, n)
+			default:
+				t.Errorf("%s: %d responses %d, want only 200, 201 and 503", route, n, status)
+			}
 		}
 	}
 	// The server's goroutines: back to (about) their count before the
@@ -247,12 +263,14 @@ func (fr *failoverRun) finish(t *testing.T) (string, time.Duration) {
 	}
 	fr.c.close()
 	goroutinesBack(t, fr.before)
-	return fmt.Sprintf("statuses %v; /readyz %d×200, %d×503; server goroutines %d → %d", statuses, up, down, fr.serverGors, n), slowest
+	return fmt.Sprintf("statuses %v; server goroutines %d → %d", statuses, fr.serverGors, n), slowest
 }
 
 // serverGoroutineSlack is how many more goroutines karat serve may run
-// after a failover than before it (see failoverRun.finish).
-const serverGoroutineSlack = 8
+// after a failover than before it (see failoverRun.finish): up to 8 were
+// seen (the drivers' connections to nodes that changed roles); a leak of
+// one goroutine per failed request would add hundreds.
+const serverGoroutineSlack = 20
 
 // TestServeClusterFailover drives `karat serve`, started with a
 // redis+cluster:// URL, on both drivers, under HTTP traffic, through a
@@ -271,12 +289,14 @@ func TestServeClusterFailover(t *testing.T) {
 			masters, replicaOf := cl.Roles()
 			victim := masterHolding(t, masters, id)
 			heir := replicaFor(t, replicaOf, victim)
+			fr.rz.take()
 			killed := time.Now()
 			cl.Node(victim).Kill()
 			promoted := waitRole(t, heir, "master", 30*time.Second)
 			readyAt, serviceAt, validAt := fr.recovered(t, promoted)
-			figure(t, "karat serve, cluster master killed: replica promoted %v after the kill; after the promotion /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v",
-				promoted.Sub(killed).Round(time.Millisecond), readyAt.Round(time.Millisecond), serviceAt.Round(time.Millisecond), len(fr.toks), validAt.Round(time.Millisecond))
+			up, down, _ := fr.rz.take()
+			figure(t, "karat serve, cluster master killed: replica promoted %v after the kill; after the promotion /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v; /readyz from the kill to then: %d×200, %d×503",
+				promoted.Sub(killed).Round(time.Millisecond), readyAt.Round(time.Millisecond), serviceAt.Round(time.Millisecond), len(fr.toks), validAt.Round(time.Millisecond), up, down)
 			cl.Node(victim).Start() // it comes back as a replica of its heir
 			if err := cl.WaitHealthy(60 * time.Second); err != nil {
 				t.Fatal(err)
@@ -290,14 +310,16 @@ func TestServeClusterFailover(t *testing.T) {
 			for _, m := range masters {
 				replicated(t, m)
 			}
+			fr.rz.take()
 			asked := time.Now()
 			if r, err := redistest.Do(replica, "CLUSTER", "FAILOVER"); err != nil || r != "OK" {
 				t.Fatalf("CLUSTER FAILOVER: %v %v", r, err)
 			}
 			promoted = waitRole(t, replica, "master", 30*time.Second)
 			readyAt, serviceAt, validAt = fr.recovered(t, promoted)
-			figure(t, "karat serve, CLUSTER FAILOVER: replica promoted %v after the command; after the promotion /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v",
-				promoted.Sub(asked).Round(time.Millisecond), readyAt.Round(time.Millisecond), serviceAt.Round(time.Millisecond), len(fr.toks), validAt.Round(time.Millisecond))
+			up, down, _ = fr.rz.take()
+			figure(t, "karat serve, CLUSTER FAILOVER: replica promoted %v after the command; after the promotion /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v; /readyz from the command to then: %d×200, %d×503",
+				promoted.Sub(asked).Round(time.Millisecond), readyAt.Round(time.Millisecond), serviceAt.Round(time.Millisecond), len(fr.toks), validAt.Round(time.Millisecond), up, down)
 			if err := cl.WaitHealthy(60 * time.Second); err != nil {
 				t.Fatal(err)
 			}
@@ -332,6 +354,7 @@ func TestServeSentinelFailover(t *testing.T) {
 				fr, _ := startFailoverRun(t, sn.URL, drv, func() []string { return []string{sn.Primary.Addr} })
 				time.Sleep(300 * time.Millisecond) // traffic before the fault (not synchronisation)
 
+				fr.rz.take()
 				start := time.Now()
 				if how == "planned" {
 					if r, err := redistest.Do(sn.Sentinel, "SENTINEL", "FAILOVER", sn.MasterName); err != nil || r != "OK" {
@@ -354,11 +377,29 @@ func TestServeSentinelFailover(t *testing.T) {
 				}
 				switched := time.Now()
 				readyAt, serviceAt, validAt := fr.recovered(t, switched)
+				up, down, firstDown := fr.rz.take()
+				if how == "killed" {
+					// The primary is gone until the replica is promoted:
+					// /readyz must say so, within a second.
+					if down == 0 {
+						t.Errorf("/readyz never answered 503 while the primary was dead (%d×200)", up)
+					} else if d := firstDown.Sub(start); d > time.Second+callSlack {
+						t.Errorf("/readyz first answered 503 %v after the kill, want within 1 s", d)
+					}
+				}
 				summary, slowest := fr.finish(t)
-				figure(t, "karat serve, sentinel %s failover: new primary named %v after the start; after that /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v; %s; slowest request %v",
+				figure(t, "karat serve, sentinel %s failover: new primary named %v after the start; after that /readyz 200 in %v, login + validation + KPIs in %v, all %d earlier sessions valid in %v; /readyz from the start to then: %d×200, %d×503 (first %v after the start); %s; slowest request %v",
 					how, switched.Sub(start).Round(time.Millisecond), readyAt.Round(time.Millisecond), serviceAt.Round(time.Millisecond),
-					len(fr.toks), validAt.Round(time.Millisecond), summary, slowest)
+					len(fr.toks), validAt.Round(time.Millisecond), up, down, sinceOrNone(firstDown, start), summary, slowest)
 			})
 		}
 	}
+}
+
+// sinceOrNone is firstDown - start, or "none" when there was no 503.
+func sinceOrNone(firstDown, start time.Time) string {
+	if firstDown.IsZero() {
+		return "none"
+	}
+	return firstDown.Sub(start).Round(time.Millisecond).String()
 }
