@@ -46,6 +46,7 @@ func (c *serveClient) get(path, token string) (*karatproc.Reply, error) {
 const (
 	demoTenant = "tehran-gold"
 	demoOwner  = "owner@tehran-gold.test"
+	demoClerk  = "clerk@tehran-gold.test"
 )
 
 // login signs email of tenant in with the demo password and returns the
@@ -134,7 +135,8 @@ func (c *serveClient) waitBack(t *testing.T, back time.Time) (readyAt, serviceAt
 // httpTraffic is HTTP traffic on `karat serve` from several goroutines:
 // the device list with one token (a session validation), the shop's KPIs
 // and a customer (cached reads), the gold price, an invoice (its own
-// rate-limit policy, fails to a local limiter) and a login (fails closed),
+// rate-limit policy, fails to a local limiter) and the clerk's login (fails
+// closed),
 // every /v1 route under the API policy (fails open). It records every
 // status, the slowest request, and as problems: a transport error, a 5xx
 // other than 503, a 503 without Retry-After, a request slower than 2 s.
@@ -184,7 +186,11 @@ func (tr *httpTraffic) run(w int, token string) {
 		case "invoice":
 			body = map[string]any{"customer_id": "1", "total": 1000}
 		case "login":
-			body = map[string]string{"tenant": demoTenant, "email": demoOwner, "password": karatproc.DemoPassword}
+			// The clerk, not the owner that waitBack signs in: a login
+			// tried while the store is stalled has reserved a unit of the
+			// login quota that runs when the stall ends, and is never
+			// given back (see TestServeUnderFaults).
+			body = map[string]string{"tenant": demoTenant, "email": demoClerk, "password": karatproc.DemoPassword}
 			tok = ""
 		}
 		r, err := karatproc.Call(tr.c.hc, tr.c.base, rt.method, rt.path, "", tok, body)
@@ -244,6 +250,14 @@ func (tr *httpTraffic) finish(t *testing.T) (map[string]map[int]int, time.Durati
 // login (the policy fails closed) is 503 and never 200 while the store is
 // away, and /readyz and a full login + authenticated request come back
 // within 2 s of the server's return (measured and logged).
+//
+// Seen here, not fixed: every login tried while the store is stalled
+// reserves a unit of the login quota (per IP + email) in a script the
+// stalled connection delivers when the stall ends, after the request has
+// answered 503, so the reservation is never given back: five such logins
+// and that user is refused (429) from that address until the quota refills
+// (one unit per 3 min with the preset). The traffic's clerk shows it as
+// login 429s after a stall.
 func TestServeUnderFaults(t *testing.T) {
 	for _, drv := range driverNames {
 		for _, fault := range []string{"kill", "stall"} {
