@@ -686,12 +686,23 @@ func (c *Cache[T]) release(ctx context.Context, k keys, token string) {
 	_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
 }
 
+// fallbackKey marks the context of a loader called by fallbackShared.
+type fallbackKey struct{}
+
+// IsFallback reports whether a Loader was called with ctx because the store
+// failed and the policy has FallbackToLoader: its value is returned to the
+// callers but not stored. A caller can say so (an HTTP header, a metric).
+func IsFallback(ctx context.Context) bool {
+	v, _ := ctx.Value(fallbackKey{}).(bool)
+	return v
+}
+
 func (c *Cache[T]) fallbackShared(ctx context.Context, err error, load Loader[T]) (any, bool, error) {
 	if !c.p.FallbackToLoader {
 		return nil, false, err
 	}
 	c.loads.Add(1)
-	v, lerr := callLoader(ctx, load)
+	v, lerr := callLoader(context.WithValue(ctx, fallbackKey{}, true), load)
 	if errors.Is(lerr, ErrNotFound) {
 		return &localEntry[T]{negative: true}, true, nil
 	}

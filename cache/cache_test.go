@@ -150,3 +150,30 @@ func TestEarlyRefreshLoadsInBackground(t *testing.T) {
 		t.Errorf("after the refresh Get = %d, want 2", v)
 	}
 }
+
+// TestIsFallbackTellsTheLoader: a loader called to fill the cache sees
+// IsFallback false; one called around a failing store (FallbackToLoader,
+// here a closed store) sees true, and its value is returned.
+func TestIsFallbackTellsTheLoader(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	c, err := cache.New[string](s, cache.Policy{Name: "fb", TTL: time.Hour, FallbackToLoader: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fellBack atomic.Bool
+	load := func(ctx context.Context) (string, error) {
+		fellBack.Store(cache.IsFallback(ctx))
+		return "v", nil
+	}
+	if v, err := c.GetOrLoad(ctx, "shop", "a", load); err != nil || v != "v" || fellBack.Load() {
+		t.Fatalf("a normal load: %q %v, IsFallback %v", v, err, fellBack.Load())
+	}
+	s.Close()
+	if v, err := c.GetOrLoad(ctx, "shop", "b", load); err != nil || v != "v" || !fellBack.Load() {
+		t.Fatalf("a load around a closed store: %q %v, IsFallback %v", v, err, fellBack.Load())
+	}
+	if cache.IsFallback(ctx) {
+		t.Error("IsFallback on a plain context")
+	}
+}

@@ -89,7 +89,8 @@
 //   - On a store failure GetOrLoad returns the error, or with
 //     Policy.FallbackToLoader calls the loader and returns its value without
 //     storing it; either way Stats.Errors counts it. Options.StoreTimeout
-//     bounds each store call so that time is left to load.
+//     bounds each store call so that time is left to load. The loader can
+//     tell it was called this way (IsFallback on its context).
 //   - The store's key count and memory (StoreUsage) come from a new optional
 //     store capability, store.UsageReporter (DBSIZE and INFO memory on
 //     Redis, summed over a cluster's masters), not from Stats, which never

@@ -201,16 +201,16 @@ func New(s store.Store, users Directory, data DataSource, opts *Options) (*API, 
 	}
 	cns := sub("cache")
 	storeTimeout := o.StoreTimeout * 3 / 5
-	if a.kpis, err = cache.New(s, cache.KPI, &cache.Options[demo.KPIs]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.kpis, err = cache.New(s, fallback(cache.KPI), &cache.Options[demo.KPIs]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
 		return nil, err
 	}
-	if a.customers, err = cache.New(s, cache.Customer, &cache.Options[demo.Customer]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.customers, err = cache.New(s, fallback(cache.Customer), &cache.Options[demo.Customer]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
 		return nil, err
 	}
-	if a.products, err = cache.New(s, cache.Product, &cache.Options[demo.Product]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.products, err = cache.New(s, fallback(cache.Product), &cache.Options[demo.Product]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
 		return nil, err
 	}
-	if a.invoices, err = cache.New(s, cache.Invoice, &cache.Options[demo.Invoice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.invoices, err = cache.New(s, fallback(cache.Invoice), &cache.Options[demo.Invoice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
 		return nil, err
 	}
 	if a.gold, err = cache.New(s, cache.GoldPrice, &cache.Options[demo.GoldPrice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
@@ -228,6 +228,15 @@ func New(s store.Store, users Directory, data DataSource, opts *Options) (*API, 
 		})
 	}
 	return a, nil
+}
+
+// fallback is p loading from the data source when the store fails or does
+// not answer within the caches' store budget: a slow or absent store then
+// costs a load, not a 503 (the data source is the authority for these
+// entries; the gold price's preset does so already).
+func fallback(p cache.Policy) cache.Policy {
+	p.FallbackToLoader = true
+	return p
 }
 
 // Sessions returns the API's session manager.

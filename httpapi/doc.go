@@ -55,6 +55,14 @@
 //     cache (a remembered "not found" included, and a value another request's
 //     load brought in) and "karat; fwd=miss; stored" when this request ran
 //     the load.
+//   - The tenant caches (KPIs, customers, products, invoices) and the gold
+//     price fall back to the data source when the store fails or does not
+//     answer within the caches' budget (cache.Policy.FallbackToLoader): the
+//     route answers 200 from a load that is not stored, with Cache-Status
+//     "karat; fwd=miss; detail=store-unavailable" (metric result
+//     "fallback"), instead of 503. Under saturation a slow store then costs
+//     a load, not an error. The route still needs its session validated,
+//     so with the whole store away it is 503 all the same.
 //   - The tenant in /v1/tenants/{tenant}/... must equal the session's
 //     tenant byte for byte, as the router decoded the path; anything else is
 //     403 (another shop, a case or encoding variant, a nonexistent shop: no

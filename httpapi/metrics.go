@@ -15,7 +15,7 @@ import (
 //	karat_http_requests_total{route,method,code}
 //	karat_http_requests_in_flight
 //	karat_http_request_duration_seconds{route,method}   histogram
-//	karat_cache_requests_total{cache,result}             result: hit, miss, error
+//	karat_cache_requests_total{cache,result}             result: hit, miss, fallback, error
 //	karat_ratelimit_decisions_total{policy,decision}     decision: allowed, denied, error
 //	karat_sessions_live                                  live sessions (read at scrape time)
 //	karat_store_errors_total                             requests that met an unreachable store
@@ -50,7 +50,7 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "karat_cache_requests_total", Help: "Cache lookups by cache and result (hit, miss, error).",
+			Name: "karat_cache_requests_total", Help: "Cache lookups by cache and result (hit, miss, fallback: loaded around a failing store, error).",
 		}, []string{"cache", "result"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "karat_ratelimit_decisions_total", Help: "Rate-limit decisions by policy and decision (allowed, denied, error).",

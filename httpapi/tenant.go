@@ -19,24 +19,41 @@ import (
 	"github.com/karat-go/karat/store"
 )
 
+// How the karat cache answered a request.
+const (
+	fromCache    = iota // a hit
+	loadedStored        // a miss, loaded and stored
+	loadedAround        // the store failed: loaded from the data source, not stored
+)
+
 // cacheStatus is the RFC 9211 Cache-Status field of a response the karat
-// cache answered (hit) or had to load (miss, then stored).
-func cacheStatus(loaded bool) string {
-	if loaded {
+// cache answered (hit), had to load (miss, then stored), or loaded around a
+// failing store (miss, not stored, with a detail saying why).
+func cacheStatus(how int32) string {
+	switch how {
+	case loadedStored:
 		return "karat; fwd=miss; stored"
+	case loadedAround:
+		return "karat; fwd=miss; detail=store-unavailable"
 	}
 	return "karat; hit"
 }
 
 // cached answers a cache-aside GET: it loads through c with load when the
-// entry is missing, says hit or miss in Cache-Status, and maps errors: not
-// found 404, store down 503.
+// entry is missing (or the store fails: the tenant policies fall back to the
+// loader), says hit, miss or fallback in Cache-Status, and maps errors: not
+// found 404, store down 503 (only when the loader fails too, or for a
+// policy without the fallback).
 func cached[T any](a *API, w http.ResponseWriter, r *http.Request, c *cache.Cache[T], name, tenant, key string, load func(ctx context.Context) (T, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.opts.LoadTimeout)
 	defer cancel()
-	var loaded atomic.Bool
+	var how atomic.Int32
 	v, err := c.GetOrLoad(ctx, tenant, key, func(ctx context.Context) (T, error) {
-		loaded.Store(true)
+		if cache.IsFallback(ctx) {
+			how.Store(loadedAround)
+		} else {
+			how.Store(loadedStored)
+		}
 		v, err := load(ctx)
 		if errors.Is(err, demo.ErrNotFound) {
 			// The cache's own not-found, so that the policy's NegativeTTL
@@ -47,8 +64,8 @@ func cached[T any](a *API, w http.ResponseWriter, r *http.Request, c *cache.Cach
 	})
 	switch {
 	case errors.Is(err, cache.ErrNotFound), errors.Is(err, demo.ErrNotFound):
-		a.opts.Metrics.CacheResult(name, result(loaded.Load()))
-		w.Header().Set("Cache-Status", cacheStatus(loaded.Load()))
+		a.opts.Metrics.CacheResult(name, result(how.Load()))
+		w.Header().Set("Cache-Status", cacheStatus(how.Load()))
 		WriteProblem(w, r, http.StatusNotFound, name+" not found")
 		return
 	case err != nil:
@@ -56,14 +73,18 @@ func cached[T any](a *API, w http.ResponseWriter, r *http.Request, c *cache.Cach
 		writeError(w, r, err)
 		return
 	}
-	a.opts.Metrics.CacheResult(name, result(loaded.Load()))
-	w.Header().Set("Cache-Status", cacheStatus(loaded.Load()))
+	a.opts.Metrics.CacheResult(name, result(how.Load()))
+	w.Header().Set("Cache-Status", cacheStatus(how.Load()))
 	writeJSON(w, http.StatusOK, v)
 }
 
-func result(loaded bool) string {
-	if loaded {
+// result is the metrics label of how the cache answered.
+func result(how int32) string {
+	switch how {
+	case loadedStored:
 		return "miss"
+	case loadedAround:
+		return "fallback"
 	}
 	return "hit"
 }

@@ -354,7 +354,7 @@ func goroutinesBack(t *testing.T, before int) {
 	for {
 		n := runtime.NumGoroutine()
 		if n <= before {
-			t.Logf("goroutines: %d before the store opened, %d after it closed", before, n)
+			t.Logf("goroutines: %d before, %d after", before, n)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -73,6 +73,16 @@ func (s *Server) Log() string {
 	return s.log.String()
 }
 
+// Running reports whether the server process has not exited.
+func (s *Server) Running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
 // Pid returns the server's process id.
 func (s *Server) Pid() int { return s.cmd.Process.Pid }
 

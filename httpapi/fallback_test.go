@@ -1,0 +1,139 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/karat-go/karat/drivers/memstore"
+	"github.com/karat-go/karat/httpapi"
+	"github.com/karat-go/karat/httpapi/demo"
+	"github.com/karat-go/karat/store"
+)
+
+// cacheFault is a memory store whose calls on the caches' keys (under
+// karat:cache:) fail the way the Redis drivers report a failing server:
+// stalled (the call hangs until its deadline, then store.ErrUnavailable
+// with the deadline) or down (store.ErrUnavailable at once, as a refused
+// connection). Sessions and rate limits, under other prefixes, keep
+// working: this is the store that missed the caches' budget under
+// saturation while the rest of the request went through.
+type cacheFault struct {
+	store.Store
+	stall bool
+	hits  atomic.Int64 // calls failed
+}
+
+func (s *cacheFault) fail(ctx context.Context, keys ...string) error {
+	for _, k := range keys {
+		if strings.HasPrefix(k, "karat:cache:") {
+			s.hits.Add(1)
+			if !s.stall {
+				return fmt.Errorf("%w: test: connection refused", store.ErrUnavailable)
+			}
+			<-ctx.Done()
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *cacheFault) MGet(ctx context.Context, keys ...string) ([][]byte, error) {
+	if err := s.fail(ctx, keys...); err != nil {
+		return nil, err
+	}
+	return s.Store.MGet(ctx, keys...)
+}
+
+func (s *cacheFault) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
+	if err := s.fail(ctx, keys...); err != nil {
+		return store.Value{}, err
+	}
+	return s.Store.Eval(ctx, sc, keys, args...)
+}
+
+func (s *cacheFault) Delete(ctx context.Context, keys ...string) (int64, error) {
+	if err := s.fail(ctx, keys...); err != nil {
+		return 0, err
+	}
+	return s.Store.Delete(ctx, keys...)
+}
+
+func (s *cacheFault) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	if err := s.fail(ctx, key); err != nil {
+		return 0, err
+	}
+	return s.Store.IncrBy(ctx, key, delta, ttl)
+}
+
+// TestCacheRoutesFallBackToTheLoader: with the caches' store calls
+// failing (stalled or down) while sessions and rate limits work, the KPI
+// and customer routes answer 200 from the data source, marked in
+// Cache-Status as loaded around the store and not stored, every time (no
+// 503, which is what they answered before the tenant policies set
+// FallbackToLoader).
+func TestCacheRoutesFallBackToTheLoader(t *testing.T) {
+	for _, stall := range []bool{false, true} {
+		name := map[bool]string{false: "down", true: "stalled"}[stall]
+		t.Run(name, func(t *testing.T) {
+			s := &cacheFault{Store: memstore.New(nil), stall: stall}
+			defer s.Close()
+			users, err := demo.NewUsers("fallback password", 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cat := demo.NewCatalogue(&demo.CatalogueOptions{Delay: 0})
+			api, err := httpapi.New(s, users, cat, &httpapi.Options{
+				SessionSecrets: [][]byte{[]byte("a fallback test secret of 32 bytes or more")},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := mux.NewRouter()
+			api.Mount(r)
+			srv := httptest.NewServer(r)
+			defer srv.Close()
+
+			res, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(
+				`{"tenant":"tehran-gold","email":"owner@tehran-gold.test","password":"fallback password"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("login: %d", res.StatusCode)
+			}
+			cookie := res.Cookies()[0]
+			for i := range 2 { // nothing is stored: the second is a fallback too
+				for _, path := range []string{"/v1/tenants/tehran-gold/kpis", "/v1/tenants/tehran-gold/customers/1"} {
+					req, _ := http.NewRequest("GET", srv.URL+path, nil)
+					req.AddCookie(cookie)
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var body map[string]any
+					derr := json.NewDecoder(res.Body).Decode(&body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK || derr != nil || len(body) == 0 {
+						t.Fatalf("%s (%d) with the cache's store %s: %d %v %v, want 200 from the data source", path, i, name, res.StatusCode, body, derr)
+					}
+					if cs := res.Header.Get("Cache-Status"); cs != "karat; fwd=miss; detail=store-unavailable" {
+						t.Errorf("%s (%d): Cache-Status %q, want the fallback marked", path, i, cs)
+					}
+				}
+			}
+			if s.hits.Load() == 0 {
+				t.Fatal("the cache's store calls never failed: the test tested nothing")
+			}
+		})
+	}
+}
