@@ -20,8 +20,13 @@ import (
 func TestMain(m *testing.M) { redistest.Main(m) }
 
 // benchPolicy never denies within a benchmark: every decision is a full
-// admit (read, decide, write), the expensive path.
-var benchPolicy = ratelimit.Policy{Name: "bench", Limit: 1_000_000_000, Window: time.Hour}
+// admit (read, decide, write), the expensive path. Its interval is a whole
+// millisecond, as every preset's: the PTTL+SET script.
+var benchPolicy = ratelimit.Policy{Name: "bench", Limit: 1000, Window: time.Second, Burst: 1_000_000_000}
+
+// benchPolicyUs is benchPolicy with a 3.6 µs interval: the TIME+GET+SET
+// script that policies of sub-millisecond precision take.
+var benchPolicyUs = ratelimit.Policy{Name: "bench-us", Limit: 1_000_000_000, Window: time.Hour}
 
 // BenchmarkAllow measures one decision (Limiter.Allow, one store round
 // trip) per driver, at 1 and 64 goroutines (2 cores × SetParallelism(32)),
@@ -149,7 +154,8 @@ func BenchmarkDenied(b *testing.B) {
 }
 
 // BenchmarkDecisionVsFloor interleaves, in rounds of 4,000 operations at 64
-// goroutines, a decision (Limiter.Allow on rueidis, hot key) and the raw
+// goroutines, a decision (Limiter.Allow on rueidis, hot key, a whole-
+// millisecond policy), the same for a policy of microseconds, and the raw
 // floor (rueidis EVALSHA of a two-command script), so that load from
 // elsewhere on the machine hits both alike; it reports each one's ns/op and
 // the decision's throughput as a percentage of the floor's. Run with
@@ -208,22 +214,29 @@ func BenchmarkDecisionVsFloor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	lean := rueidis.NewLuaScript(ratelimit.GCRATakeScript().Lua())
+	lean := rueidis.NewLuaScript(ratelimit.GCRATakeMsScript().Lua())
 	direct := func() error {
-		return lean.Exec(ctx, client, []string{hotKey}, []string{"4", "4000000000", "1"}).Error()
+		return lean.Exec(ctx, client, []string{hotKey}, []string{"1", "1000000000", "1"}).Error()
 	}
 	var viaStore time.Duration
 	storeEval := func() error {
-		_, err := s.Eval(ctx, ratelimit.GCRATakeScript(), []string{hotKey}, "4", "4000000000", "1")
+		_, err := s.Eval(ctx, ratelimit.GCRATakeMsScript(), []string{hotKey}, "1", "1000000000", "1")
 		return err
 	}
-	var td, tf, tl time.Duration
-	// The four run in turn, starting each round with the next one, so that
+	decideUs := func() error {
+		d, err := l.Allow(ctx, benchPolicyUs, "hot", 1)
+		if err == nil && d.Degraded != nil {
+			err = d.Degraded
+		}
+		return err
+	}
+	var td, tf, tl, tu time.Duration
+	// The five run in turn, starting each round with the next one, so that
 	// none always follows the same neighbour.
 	ops := []struct {
 		op  func() error
 		sum *time.Duration
-	}{{decide, &td}, {floor, &tf}, {direct, &tl}, {storeEval, &viaStore}}
+	}{{decide, &td}, {floor, &tf}, {direct, &tl}, {storeEval, &viaStore}, {decideUs, &tu}}
 	for r := 0; b.Loop(); r++ {
 		for i := range ops {
 			o := ops[(r+i)%len(ops)]
@@ -236,6 +249,7 @@ func BenchmarkDecisionVsFloor(b *testing.B) {
 	b.ReportMetric(float64(td.Nanoseconds())/n, "decision-ns/op")
 	b.ReportMetric(float64(tf.Nanoseconds())/n, "floor-ns/op")
 	b.ReportMetric(100*float64(tf)/float64(td), "decision-%-of-floor")
+	b.ReportMetric(100*float64(tf)/float64(tu), "us-policy-decision-%-of-floor")
 	b.ReportMetric(n/td.Seconds(), "decisions/s")
 }
 

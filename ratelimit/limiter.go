@@ -178,12 +178,13 @@ const maxCompiled = 4096
 
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
-	p         Policy
-	alg, a, b string
-	burst     int64
-	err       error
-	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
-	msA, msB  string   // GCRA of whole milliseconds: T and tau in ms for gcraTakeMsScript; "" otherwise
+	p          Policy
+	alg, a, b  string
+	burst      int64
+	err        error
+	take1      []string // GCRA: the hot-path script's arguments for cost 1; never changed
+	msA, msB   string   // GCRA of whole milliseconds: T and tau in ms for gcraTakeMsScript; "" otherwise
+	msT, msTau int64    // the same as numbers
 }
 
 func (l *Limiter) compile(p Policy) *compiled {
@@ -200,7 +201,8 @@ func (l *Limiter) compile(p Policy) *compiled {
 			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
 			c.take1 = []string{c.a, c.b, "1"}
 			if t%1000 == 0 {
-				c.msA, c.msB = strconv.FormatInt(t/1000, 10), strconv.FormatInt(p.burst()*t/1000, 10)
+				c.msT, c.msTau = t/1000, p.burst()*t/1000
+				c.msA, c.msB = strconv.FormatInt(c.msT, 10), strconv.FormatInt(c.msTau, 10)
 				c.take1 = []string{c.msA, c.msB, "1"}
 			}
 		} else {
@@ -569,14 +571,24 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	if err != nil {
 		return false, err
 	}
-	if v.Kind != store.KindArray || len(v.Array) != 1+4*len(idx) {
-		return false, fmt.Errorf("karat/ratelimit: unexpected script result %s", v)
-	}
-	all := v.Array[0].Int == 1
 	var now time.Duration
 	if l.blocked != nil {
 		now = l.mono()
 	}
+	if script == gcraTakeMsScript {
+		it, d := &items[idx[0]], &ds[idx[0]]
+		if v.Kind != store.KindInt || !msDecision(d, v.Int, it.c.msT, it.c.msTau, it.req.Cost) {
+			return false, fmt.Errorf("karat/ratelimit: unexpected script result %s", v)
+		}
+		if d.RetryAfter > 0 && l.blocked != nil {
+			l.blocked.remember(it.key, it.req.Cost, now, now+d.RetryAfter, now+d.ResetAfter)
+		}
+		return d.Allowed, nil
+	}
+	if v.Kind != store.KindArray || len(v.Array) != 1+4*len(idx) {
+		return false, fmt.Errorf("karat/ratelimit: unexpected script result %s", v)
+	}
+	all := v.Array[0].Int == 1
 	for n, i := range idx {
 		r := v.Array[1+4*n : 5+4*n]
 		d := &ds[i]

@@ -456,7 +456,10 @@ func gcraTakeGo(v store.ScriptView, keys, args []string) (store.Value, error) {
 // The time the bucket has used is then the key's PTTL, read on the
 // server's clock, so the script needs neither TIME nor GET: PTTL and SET,
 // the two commands of the floor it is measured against (BENCHMARKS.md),
-// where gcraTakeLua sends three and parses and formats the TAT.
+// where gcraTakeLua sends three and parses and formats the TAT. It returns
+// one integer, from which the caller, who knows the policy, derives the
+// whole decision (msDecision): the used time after the admission (at
+// least 1) when admitted, or -1 - the used time when denied.
 //
 // Decisions are made on the server's millisecond clock: Redis keeps
 // expiries in whole milliseconds, so the bucket's state is exact to the
@@ -465,8 +468,7 @@ func gcraTakeGo(v store.ScriptView, keys, args []string) (store.Value, error) {
 // was rounded up, so the bucket looks at most a millisecond fuller than it
 // is, never emptier. decideLua reads an empty value as this state.
 //
-// ARGV: interval T and tau in milliseconds, cost. The result has
-// gcraTakeLua's layout, times in microseconds.
+// ARGV: interval T and tau in milliseconds, cost.
 const gcraTakeMsLua = `
 local a, b, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if #ARGV ~= 3 or not (a and b and cost) or a <= 0 then
@@ -474,17 +476,14 @@ if #ARGV ~= 3 or not (a and b and cost) or a <= 0 then
 end
 local used = redis.call('PTTL', KEYS[1])
 if used < 0 then used = 0 end
-local free = 0
-if b > used then free = math.floor((b - used) / a) end
-if cost > math.floor(b / a) then
-  return {0, 0, free, used * 1000, -1}
+if cost <= math.floor(b / a) then
+  local diff = used + cost * a
+  if diff <= b then
+    redis.call('SET', KEYS[1], '', 'PX', diff)
+    return diff
+  end
 end
-local diff = used + cost * a
-if diff <= b then
-  redis.call('SET', KEYS[1], '', 'PX', diff)
-  return {1, 1, math.floor((b - diff) / a), diff * 1000, 0}
-end
-return {0, 0, free, used * 1000, (diff - b) * 1000}
+return -1 - used
 `
 
 // gcraTakeMsScript is gcraTakeMsLua with its Go twin.
@@ -513,19 +512,44 @@ func gcraTakeMsGo(v store.ScriptView, keys, args []string) (store.Value, error) 
 	case !errors.Is(err, store.ErrNotFound):
 		return store.Value{}, err
 	}
-	var free int64
-	if b > used {
-		free = (b - used) / a
-	}
-	if cost > b/a {
-		return store.ArrayValue(store.IntValue(0), store.IntValue(0), store.IntValue(free), store.IntValue(used*1000), store.IntValue(-1)), nil
-	}
-	diff := used + cost*a
-	if diff <= b {
-		if err := v.Set(keys[0], []byte{}, time.Duration(diff)*time.Millisecond); err != nil {
-			return store.Value{}, err
+	if cost <= b/a {
+		if diff := used + cost*a; diff <= b {
+			if err := v.Set(keys[0], []byte{}, time.Duration(diff)*time.Millisecond); err != nil {
+				return store.Value{}, err
+			}
+			return store.IntValue(diff), nil
 		}
-		return store.ArrayValue(store.IntValue(1), store.IntValue(1), store.IntValue((b-diff)/a), store.IntValue(diff*1000), store.IntValue(0)), nil
 	}
-	return store.ArrayValue(store.IntValue(0), store.IntValue(0), store.IntValue(free), store.IntValue(used*1000), store.IntValue((diff-b)*1000)), nil
+	return store.IntValue(-1 - used), nil
+}
+
+// msDecision fills d from gcraTakeMsScript's result r for a policy of
+// interval a and tolerance b (ms) and the request's cost, as gcraTakeMsLua
+// would have in gcraTakeLua's layout. It reports false for a result no
+// version of the script returns.
+func msDecision(d *Decision, r, a, b, cost int64) bool {
+	const ms = time.Millisecond
+	if r >= 1 { // admitted; r is the used time after it
+		if r > b {
+			return false
+		}
+		d.Allowed = true
+		d.Remaining = (b - r) / a
+		d.ResetAfter = time.Duration(r) * ms
+		return true
+	}
+	used := -1 - r
+	if used < 0 {
+		return false
+	}
+	if b > used {
+		d.Remaining = (b - used) / a
+	}
+	d.ResetAfter = time.Duration(used) * ms
+	if cost > b/a {
+		d.Never = true
+	} else {
+		d.RetryAfter = time.Duration(used+cost*a-b) * ms
+	}
+	return true
 }
