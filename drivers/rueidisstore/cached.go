@@ -162,11 +162,23 @@ type pinnedGet struct {
 func newCmdTable() *cmdTable { return &cmdTable{seed: maphash.MakeSeed()} }
 
 // get returns the GET command of key, cacheable, from the table or built.
+// A key may sit in either slot of its pair (two-way: 1,024 hot keys in
+// 8,192 direct-mapped slots collide in about 60 pairs, which then build
+// their commands on most calls).
 func (t *cmdTable) get(c rueidis.Client, key string) rueidis.Cacheable {
-	slot := &t.slots[maphash.String(t.seed, key)%cmdSlots]
+	i := maphash.String(t.seed, key) % cmdSlots
+	slot := &t.slots[i]
 	p := slot.Load()
 	if p != nil && p.key == key {
 		return p.cmd
+	}
+	other := &t.slots[i^1]
+	q := other.Load()
+	if q != nil && q.key == key {
+		return q.cmd
+	}
+	if p != nil && q == nil {
+		slot, p = other, nil // an empty slot of the pair is taken at once
 	}
 	return t.build(c, key, slot, p)
 }
