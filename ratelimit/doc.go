@@ -48,6 +48,19 @@
 // memories below use only differences of it, so servers whose clocks
 // disagree decide alike.
 //
+// The hot path, one GCRA policy charged by Allow, has two scripts. A policy
+// whose emission interval is a whole number of milliseconds (every preset,
+// any rate up to 1,000 a second with a whole-millisecond interval) keeps
+// its theoretical arrival time as the key's expiry, with an empty value:
+// the script reads the key's PTTL (the server's clock, at Redis's
+// millisecond resolution) and sets the key with PX, two commands, and
+// returns one integer from which the Limiter derives the Decision. Its
+// bound is GCRA's on the server's millisecond clock: measured against real
+// time, a span may admit what refills in that span plus one millisecond.
+// Any other GCRA policy reads TIME (microseconds) and keeps the time in the
+// value: three commands. The general script (several policies, Peek,
+// refunds) reads both states, so a policy can take either path on one key.
+//
 // A GCRA key's TTL is the time until its bucket is full again (at most
 // Burst·T, which is Window when Burst is Limit); a sliding-window key lives
 // until its current count no longer weighs (at most 2·Window). Idle
