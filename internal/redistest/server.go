@@ -119,16 +119,42 @@ func (p *proc) stop() {
 	os.RemoveAll(p.dir)
 }
 
-// freePort returns a port in 20000–55535 that (with port+10000 when bus is
-// set) nobody listened on a moment ago.
+// freePort returns a port that (with port+10000 when bus is set) nobody
+// listened on a moment ago, below the kernel's ephemeral range when it
+// leaves room: the local end of an outgoing connection (thousands in a test
+// run) takes its port from that range, and once took the port of a server
+// killed for a restart test, which then could not listen on it again.
 func freePort(bus bool) (int, error) {
+	lo, n := portRange(bus)
 	for range 100 {
-		p := 20000 + rand.IntN(35536)
+		p := lo + rand.IntN(n)
 		if portFree(p) && (!bus || portFree(p+10000)) {
 			return p, nil
 		}
 	}
-	return 0, errors.New("no free port found in 20000-55535")
+	return 0, fmt.Errorf("no free port found in %d-%d", lo, lo+n-1)
+}
+
+// portRange returns the first port and how many to choose from: 10000 up
+// to the ephemeral range (Linux's ip_local_port_range, 32768 by default),
+// less 10000 for a cluster bus; 20000-55535 where that leaves too few.
+func portRange(bus bool) (lo, n int) {
+	eph := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				eph = v
+			}
+		}
+	}
+	top := eph - 1
+	if bus {
+		top -= 10000
+	}
+	if top-10000 < 2000 {
+		return 20000, 35536
+	}
+	return 10000, top - 10000 + 1
 }
 
 func portFree(port int) bool {
