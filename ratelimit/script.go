@@ -409,15 +409,9 @@ var gcraTakeScript = store.NewScript("karat-ratelimit-gcra", gcraTakeLua, gcraTa
 func GCRATakeScript() *store.Script { return gcraTakeScript }
 
 func gcraTakeGo(v store.ScriptView, keys, args []string) (store.Value, error) {
-	bad := &store.ScriptError{Message: "BADARGS karat-ratelimit-gcra"}
-	if len(args) != 3 || len(keys) != 1 {
-		return store.Value{}, bad
-	}
-	a, err1 := strconv.ParseInt(args[0], 10, 64)
-	b, err2 := strconv.ParseInt(args[1], 10, 64)
-	cost, err3 := strconv.ParseInt(args[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || a <= 0 {
-		return store.Value{}, bad
+	a, b, cost, err := takeArgs("karat-ratelimit-gcra", keys, args)
+	if err != nil {
+		return store.Value{}, err
 	}
 	now := v.Now().UnixMicro()
 	tat := now
@@ -447,6 +441,22 @@ func gcraTakeGo(v store.ScriptView, keys, args []string) (store.Value, error) {
 		return store.ArrayValue(store.IntValue(1), store.IntValue(1), store.IntValue((b-diff)/a), store.IntValue(diff), store.IntValue(0)), nil
 	}
 	return store.ArrayValue(store.IntValue(0), store.IntValue(0), store.IntValue(free), store.IntValue(used), store.IntValue(diff-b)), nil
+}
+
+// takeArgs parses the hot-path scripts' arguments: one key; interval,
+// tolerance and cost, the interval positive. A failure is the script's
+// BADARGS error, named.
+func takeArgs(name string, keys, args []string) (a, b, cost int64, err error) {
+	if len(args) != 3 || len(keys) != 1 {
+		return 0, 0, 0, &store.ScriptError{Message: "BADARGS " + name}
+	}
+	a, err1 := strconv.ParseInt(args[0], 10, 64)
+	b, err2 := strconv.ParseInt(args[1], 10, 64)
+	cost, err3 := strconv.ParseInt(args[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || a <= 0 {
+		return 0, 0, 0, &store.ScriptError{Message: "BADARGS " + name}
+	}
+	return a, b, cost, nil
 }
 
 // gcraTakeMsLua is the hot path for a GCRA policy whose interval and burst
@@ -495,15 +505,9 @@ var gcraTakeMsScript = store.NewScript("karat-ratelimit-gcra-ms", gcraTakeMsLua,
 func GCRATakeMsScript() *store.Script { return gcraTakeMsScript }
 
 func gcraTakeMsGo(v store.ScriptView, keys, args []string) (store.Value, error) {
-	bad := &store.ScriptError{Message: "BADARGS karat-ratelimit-gcra-ms"}
-	if len(args) != 3 || len(keys) != 1 {
-		return store.Value{}, bad
-	}
-	a, err1 := strconv.ParseInt(args[0], 10, 64)
-	b, err2 := strconv.ParseInt(args[1], 10, 64)
-	cost, err3 := strconv.ParseInt(args[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || a <= 0 {
-		return store.Value{}, bad
+	a, b, cost, err := takeArgs("karat-ratelimit-gcra-ms", keys, args)
+	if err != nil {
+		return store.Value{}, err
 	}
 	var used int64
 	switch ttl, err := v.TTL(keys[0]); {

@@ -58,6 +58,23 @@ func allValid(t *testing.T, st *stack, toks []string, limit time.Duration) time.
 	return time.Since(start)
 }
 
+// waitSentinelSwitch polls until the sentinel names the replica as the
+// primary (the switch is done), and returns when it did.
+func waitSentinelSwitch(t *testing.T, sn *redistest.FailoverSentinel) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		a, err := sn.MasterAddr()
+		if err == nil && a == sn.Replica.Addr {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sentinel still names %s (%v)", a, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling up to a deadline
+	}
+}
+
 // replicated waits until master's every replica has acknowledged its
 // replication stream up to where it stood when replicated was called, so
 // that a failover loses nothing written before. Not "up to now": replicas
@@ -257,19 +274,7 @@ func TestSentinelFailover(t *testing.T) {
 				} else {
 					sn.Primary.Kill()
 				}
-				// The switch is done when the sentinel names the replica.
-				deadline := time.Now().Add(60 * time.Second)
-				for {
-					a, err := sn.MasterAddr()
-					if err == nil && a == sn.Replica.Addr {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("the sentinel still names %s (%v)", a, err)
-					}
-					time.Sleep(10 * time.Millisecond) // polling up to a deadline
-				}
-				switched := time.Now()
+				switched := waitSentinelSwitch(t, sn)
 				took := st.waitRecovered(t, recoveryBound)
 				valid := allValid(t, st, toks, recoveryBound-took)
 				figure(t, "sentinel %s failover: new primary named %v after the start; layers back %v after; all %d sessions valid %v after that",

@@ -363,19 +363,7 @@ func TestServeSentinelFailover(t *testing.T) {
 				} else {
 					sn.Primary.Kill()
 				}
-				// The switch is done when the sentinel names the replica.
-				deadline := time.Now().Add(60 * time.Second)
-				for {
-					a, err := sn.MasterAddr()
-					if err == nil && a == sn.Replica.Addr {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("the sentinel still names %s (%v)", a, err)
-					}
-					time.Sleep(10 * time.Millisecond) // polling up to a deadline
-				}
-				switched := time.Now()
+				switched := waitSentinelSwitch(t, sn)
 				readyAt, serviceAt, validAt := fr.recovered(t, switched)
 				up, down, firstDown := fr.rz.take()
 				if how == "killed" {
