@@ -61,8 +61,10 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiledMu     sync.RWMutex
-	compiled       map[string]*compiled // policy name -> the last policy of that name, formatted
+	upd            store.Int64Updater // the store's in-process read-modify-write (memory driver), or nil
+	compiledMu     sync.Mutex         // serialises changes to compiled
+	compiled       atomic.Pointer[map[Policy]*compiled]
+	lastCompiled   atomic.Pointer[compiled] // the policy compiled last: the one-policy case skips the map
 	shared         sharedDeadline
 
 	stats struct {
@@ -75,7 +77,7 @@ func New(s store.Store, opts *Options) *Limiter {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Limiter{compiled: map[string]*compiled{}, s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
+	l := &Limiter{s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
 	if l.ns.IsZero() {
 		l.ns = DefaultNamespace
 	}
@@ -101,6 +103,7 @@ func New(s store.Store, opts *Options) *Limiter {
 		lk = DefaultLocalKeys
 	}
 	l.local = newLocalLimiter(lk)
+	l.upd, _ = store.Capability[store.Int64Updater](s)
 	return l
 }
 
@@ -174,40 +177,59 @@ type Request struct {
 }
 
 // maxCompiled bounds the cache of formatted policies.
-const maxCompiled = 4096
+const maxCompiled = 1024
 
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
 	p         Policy
 	alg, a, b string
 	burst     int64
+	t, tau    int64 // GCRA: the emission interval and the burst tolerance, in µs
 	err       error
 	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
 }
 
+// compile returns p's compiled form. Decisions read the cache without
+// taking a lock or writing a shared word: it is a map replaced whole
+// (copied) when a policy is added, and the policy compiled last is checked
+// first. Policies are keyed by value, so tiers (one name, several limits)
+// do not evict one another. An invalid policy is not kept.
 func (l *Limiter) compile(p Policy) *compiled {
-	l.compiledMu.RLock()
-	c, ok := l.compiled[p.Name]
-	l.compiledMu.RUnlock()
-	if ok && c.p == p {
+	if c := l.lastCompiled.Load(); c != nil && c.p == p {
 		return c
 	}
-	c = &compiled{p: p, err: p.Validate()}
-	if c.err == nil {
-		if p.Algorithm == GCRA {
-			t := p.interval()
-			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
-			c.take1 = []string{c.a, c.b, "1"}
-		} else {
-			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
+	if m := l.compiled.Load(); m != nil {
+		if c, ok := (*m)[p]; ok {
+			return c
 		}
 	}
-	l.compiledMu.Lock()
-	if len(l.compiled) >= maxCompiled {
-		clear(l.compiled) // names from configuration are few; this only bounds abuse
+	c := &compiled{p: p, err: p.Validate()}
+	if c.err != nil {
+		return c
 	}
-	l.compiled[p.Name] = c
-	l.compiledMu.Unlock()
+	if p.Algorithm == GCRA {
+		t := p.interval()
+		c.t, c.tau = t, p.burst()*t
+		c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(c.tau, 10), p.burst()
+		c.take1 = []string{c.a, c.b, "1"}
+	} else {
+		c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
+	}
+	l.compiledMu.Lock()
+	defer l.compiledMu.Unlock()
+	var m map[Policy]*compiled
+	if old := l.compiled.Load(); old != nil && len(*old) < maxCompiled {
+		// Policies from configuration are few; the bound only limits abuse.
+		m = make(map[Policy]*compiled, len(*old)+1)
+		for k, v := range *old {
+			m[k] = v
+		}
+	} else {
+		m = map[Policy]*compiled{}
+	}
+	m[p] = c
+	l.compiled.Store(&m)
+	l.lastCompiled.Store(c)
 	return c
 }
 
@@ -219,6 +241,9 @@ func (l *Limiter) compile(p Policy) *compiled {
 func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
 	if cost < 1 {
 		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	if l.upd != nil && p.Algorithm == GCRA {
+		return l.decideInProcess(ctx, p, key, cost, true)
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
@@ -235,6 +260,9 @@ func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (
 func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
 	if cost < 1 {
 		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	if l.upd != nil && p.Algorithm == GCRA {
+		return l.decideInProcess(ctx, p, key, cost, false)
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
@@ -362,6 +390,16 @@ type deadlineCtx struct {
 
 // bound returns a context that ends within timeout, carrying ctx's values.
 func (sd *sharedDeadline) bound(ctx context.Context, timeout time.Duration) context.Context {
+	d := sd.current(timeout)
+	if ctx == context.Background() {
+		return d.Context
+	}
+	return valuesCtx{Context: d.Context, values: ctx}
+}
+
+// current returns the shared context, or a new one when it has less than
+// timeout − timeout/sharedSlack left.
+func (sd *sharedDeadline) current(timeout time.Duration) *deadlineCtx {
 	now := time.Now()
 	d := sd.cur.Load()
 	if d == nil || d.deadline.Sub(now) < timeout-timeout/sharedSlack {
@@ -371,11 +409,55 @@ func (sd *sharedDeadline) bound(ctx context.Context, timeout time.Duration) cont
 		sd.cur.CompareAndSwap(d, n) // a racing call may have made one too: either bounds this call
 		d = n
 	}
-	if ctx == context.Background() {
-		return d.Context
-	}
-	return valuesCtx{Context: d.Context, values: ctx}
+	return d
 }
+
+// lazyDeadline is the context of an in-process decision (store.Int64Updater)
+// whose caller's context can never end: it takes its shared deadline
+// (sharedDeadline.current) only when the store first asks for Done, which
+// the memory driver does only when the call has to wait for a key another
+// call holds. An uncontended decision so reads no clock for its deadline
+// (on a virtual machine a clock read is a visible share of a decision);
+// one that waits is bounded by Timeout from when it began to wait. It is
+// pooled: the Int64Updater contract says ctx is not used after the call.
+type lazyDeadline struct {
+	sd      *sharedDeadline
+	timeout time.Duration
+	values  context.Context
+	d       atomic.Pointer[deadlineCtx]
+}
+
+var lazyDeadlines = sync.Pool{New: func() any { return new(lazyDeadline) }}
+
+func (c *lazyDeadline) get() *deadlineCtx {
+	if d := c.d.Load(); d != nil {
+		return d
+	}
+	c.d.CompareAndSwap(nil, c.sd.current(c.timeout))
+	return c.d.Load()
+}
+
+// Deadline implements context.Context: none until Done was asked for.
+func (c *lazyDeadline) Deadline() (time.Time, bool) {
+	if d := c.d.Load(); d != nil {
+		return d.deadline, true
+	}
+	return time.Time{}, false
+}
+
+// Done implements context.Context, taking the deadline.
+func (c *lazyDeadline) Done() <-chan struct{} { return c.get().Done() }
+
+// Err implements context.Context: nil until the deadline taken has passed.
+func (c *lazyDeadline) Err() error {
+	if d := c.d.Load(); d != nil {
+		return d.Err()
+	}
+	return nil
+}
+
+// Value implements context.Context with the caller's values.
+func (c *lazyDeadline) Value(key any) any { return c.values.Value(key) }
 
 // valuesCtx is a shared deadline context with the values of the caller's.
 type valuesCtx struct {
@@ -442,7 +524,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 
 	// A subject remembered as blocked denies the whole set at once: nothing
 	// is charged, nothing is asked.
-	if l.blocked != nil {
+	if l.blocked != nil && l.blocked.any() {
 		now := l.mono()
 		for i := range items {
 			if retry, reset, ok := l.blocked.check(items[i].key, items[i].req.Cost, now); ok {
@@ -585,6 +667,80 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 		}
 	}
 	return all, nil
+}
+
+// decideInProcess is Allow (take) and Peek of one GCRA policy on a store
+// that runs decisions in process (store.Int64Updater: the memory driver):
+// the same decision as the script, by gcraUpdate on the typed TAT under the
+// key's lock, with no script, no Value and no allocation beyond the key.
+// The "blocked until" memory, the fail modes and the counters work as on
+// the script path.
+func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cost int64, take bool) (Decision, error) {
+	c := l.compile(p)
+	if c.err != nil {
+		return Decision{}, c.err
+	}
+	k, err := l.key(p, key)
+	if err != nil {
+		return Decision{}, err
+	}
+	d := Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
+	if l.blocked != nil && l.blocked.any() {
+		if retry, reset, ok := l.blocked.check(k, cost, l.mono()); ok {
+			d.RetryAfter, d.ResetAfter, d.Local = retry, reset, true
+			l.stats.blockedHits.Add(1)
+			l.stats.decisions.Add(1)
+			return d, nil
+		}
+	}
+	u := store.Int64Update{Args: [4]int64{c.t, c.tau, cost, 0}}
+	if take {
+		u.Args[3] = 1
+	}
+	if l.timeout >= 0 && ctx.Done() == nil {
+		lazy := lazyDeadlines.Get().(*lazyDeadline)
+		lazy.sd, lazy.timeout, lazy.values = &l.shared, l.timeout, ctx
+		u, err = l.upd.UpdateInt64(lazy, k, gcraUpdate, u)
+		lazy.d.Store(nil)
+		lazy.sd, lazy.values = nil, nil
+		lazyDeadlines.Put(lazy)
+	} else {
+		cctx, cancel := l.withTimeout(ctx)
+		u, err = l.upd.UpdateInt64(cctx, k, gcraUpdate, u)
+		cancel()
+	}
+	l.stats.storeCalls.Add(1)
+	if err != nil {
+		if isInputError(err) {
+			return Decision{}, err
+		}
+		mode := modePeek
+		if take {
+			mode = modeTake
+		}
+		items := [1]item{{req: Request{Policy: p, Key: key, Cost: cost}, c: c, key: k}}
+		idx := [1]int{0}
+		ds := [1]Decision{d}
+		l.failGroup(items[:], idx[:], ds[:], err, mode)
+		l.stats.decisions.Add(1)
+		return ds[0], nil
+	}
+	r := &u.Result
+	d.Allowed = r[0] == 1
+	d.Remaining = max(0, r[1])
+	d.ResetAfter = time.Duration(r[2]) * time.Microsecond
+	switch {
+	case r[3] < 0:
+		d.Never = true
+	case r[3] > 0:
+		d.RetryAfter = time.Duration(r[3]) * time.Microsecond
+		if l.blocked != nil {
+			now := l.mono()
+			l.blocked.remember(k, cost, now, now+d.RetryAfter, now+d.ResetAfter)
+		}
+	}
+	l.stats.decisions.Add(1)
+	return d, nil
 }
 
 // failGroup decides the items of one subject by their fail modes.

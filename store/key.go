@@ -34,18 +34,20 @@ var safeTab = func() (t [256]bool) {
 	return t
 }()
 
-// encodePart writes p encoded.
+// encodePart writes p encoded, copying the runs of bytes that need no
+// encoding whole.
 func encodePart(sb *strings.Builder, p string) {
+	run := 0 // start of the current run of safe bytes
 	for i := 0; i < len(p); i++ {
 		b := p[i]
 		if safeTab[b] {
-			sb.WriteByte(b)
 			continue
 		}
-		sb.WriteByte('%')
-		sb.WriteByte(hexUpper[b>>4])
-		sb.WriteByte(hexUpper[b&15])
+		sb.WriteString(p[run:i])
+		sb.Write([]byte{'%', hexUpper[b>>4], hexUpper[b&15]})
+		run = i + 1
 	}
+	sb.WriteString(p[run:])
 }
 
 func encodedLen(p string) int {

@@ -128,7 +128,11 @@ const (
 )
 
 type entry struct {
-	kind     kind
+	kind kind
+	// num caches str read as UpdateInt64 reads integers (numUnknown until
+	// then); only UpdateInt64 sets it, and writes str and num together.
+	numState numState
+	num      int64
 	str      []byte
 	hash     map[string][]byte
 	expireAt time.Time     // zero: no expiry

@@ -384,16 +384,4 @@ func (v *view) apply() {
 
 // sweep removes up to sweepLimit expired keys of the shard: incremental
 // expiry, so keys nobody reads again do not stay forever.
-func (v *view) sweep() {
-	n := 0
-	for k, e := range v.sh.data {
-		if n == sweepLimit {
-			return
-		}
-		n++
-		if expired(e, v.now) {
-			v.s.removeLocked(v.sh, k, e)
-			v.s.expired.Add(1)
-		}
-	}
-}
+func (v *view) sweep() { v.s.sweep(v.sh, v.now) }

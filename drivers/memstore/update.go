@@ -1,0 +1,228 @@
+package memstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/karat-go/karat/store"
+)
+
+// numState says what entry.num holds.
+type numState uint8
+
+const (
+	numUnknown numState = iota // str not read as an integer yet
+	numInt                     // num is str's integer
+	numNotInt                  // str is not an integer
+)
+
+var _ store.Int64Updater = (*Store)(nil)
+
+// UpdateInt64 implements store.Int64Updater: under the key's shard lock, on
+// the store's clock, with the integer kept typed in the entry beside its
+// decimal string (which Get and scripts read), rewritten in place when the
+// key exists. An update that keeps the key's size and TTL state takes no
+// lock but its shard's and the LRU list's; one that adds a key makes room
+// under the cap and sweeps its shard as every other write does.
+func (s *Store) UpdateInt64(ctx context.Context, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
+	s.g.CountCall()
+	if err := s.g.CheckKey(ctx, key); err != nil {
+		return u, err
+	}
+	if fn == nil {
+		return u, s.g.End(errors.New("memstore: UpdateInt64 without a function"))
+	}
+	sh := s.shardOf(key)
+	for {
+		out, err := s.updateInt64(ctx, sh, key, fn, u)
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, errBusy) {
+			return u, s.g.End(err)
+		}
+		keep := [1]string{key}
+		if err := s.evictWaiting(ctx, keep[:]); err != nil {
+			return u, s.g.End(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return u, err
+		}
+	}
+}
+
+// updateInt64 is one attempt of UpdateInt64 under sh's lock.
+func (s *Store) updateInt64(ctx context.Context, sh *shard, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
+	if err := sh.mu.lock(ctx, s.closing); err != nil {
+		return u, err
+	}
+	defer sh.mu.unlock()
+	now := s.clock.Now().Truncate(time.Microsecond)
+	e := sh.data[key]
+	// An expired entry reads as missing; it is removed, or reused in place
+	// when fn sets the key again (no allocation for a key that comes back).
+	stale := e != nil && expired(e, now)
+	if stale {
+		s.expired.Add(1)
+	}
+	u.Now, u.Value, u.Found = now, 0, false
+	if e != nil && !stale {
+		if e.kind != kindString {
+			return u, store.ErrWrongType
+		}
+		u.Value, u.Found = e.int64()
+	}
+	u = fn(u)
+	switch u.Op {
+	case store.Int64Keep:
+		switch {
+		case stale:
+			s.removeLocked(sh, key, e)
+		case e != nil:
+			s.touch(e)
+		}
+		return u, nil
+	case store.Int64Delete:
+		if e != nil {
+			s.removeLocked(sh, key, e)
+		}
+		return u, nil
+	case store.Int64Set:
+	default:
+		if stale {
+			s.removeLocked(sh, key, e)
+		}
+		return u, fmt.Errorf("memstore: UpdateInt64: unknown change %d", u.Op)
+	}
+	if err := store.ValidateTTL(u.TTL); err != nil {
+		if stale {
+			s.removeLocked(sh, key, e)
+		}
+		return u, err
+	}
+	var expireAt time.Time
+	if u.TTL > 0 {
+		expireAt = now.Add(store.RoundTTL(u.TTL))
+	}
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0], u.New, 10)
+	keep := [1]string{key}
+	if e == nil {
+		ne := &entry{kind: kindString, numState: numInt, num: u.New, str: clone(digits), expireAt: expireAt}
+		err := s.makeRoom(sh, keep[:], 1, ne.size(key), now, func() {
+			sh.data[key] = ne
+			if !expireAt.IsZero() {
+				s.lruMu.Lock()
+				ne.lru = s.lru.PushBack(lruItem{shard: sh, key: key})
+				s.lruMu.Unlock()
+			}
+		})
+		if err != nil {
+			return u, err
+		}
+		s.sweep(sh, now)
+		return u, nil
+	}
+	// In place (a live entry, or an expired one reused): a failed makeRoom
+	// leaves e as it was (an expired e is then removed).
+	write := func() {
+		e.kind, e.hash = kindString, nil
+		e.str = append(e.str[:0], digits...)
+		e.num, e.numState = u.New, numInt
+		e.expireAt = expireAt
+		s.lruMu.Lock()
+		switch {
+		case expireAt.IsZero() && e.lru != nil:
+			s.lru.Remove(e.lru)
+			e.lru = nil
+		case expireAt.IsZero():
+		case e.lru == nil:
+			e.lru = s.lru.PushBack(lruItem{shard: sh, key: key})
+		default:
+			s.lru.MoveToBack(e.lru)
+		}
+		s.lruMu.Unlock()
+	}
+	if d := int64(len(key)+EntryOverhead+len(digits)) - e.size(key); d != 0 {
+		if err := s.makeRoom(sh, keep[:], 0, d, now, write); err != nil {
+			if stale {
+				s.removeLocked(sh, key, e)
+			}
+			return u, err
+		}
+		return u, nil
+	}
+	write()
+	return u, nil
+}
+
+// int64 reads e, a string entry, as UpdateInt64 reads integers, and
+// remembers the answer; the caller holds e's shard lock.
+func (e *entry) int64() (int64, bool) {
+	switch e.numState {
+	case numInt:
+		return e.num, true
+	case numNotInt:
+		return 0, false
+	}
+	n, ok := parseDecimal(e.str)
+	if ok {
+		e.num, e.numState = n, numInt
+	} else {
+		e.numState = numNotInt
+	}
+	return n, ok
+}
+
+// parseDecimal reads an optional '-' then decimal digits (leading zeros
+// allowed) within int64.
+func parseDecimal(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if n > (limit-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+	}
+	if neg {
+		return -int64(n), true // n = 1<<63 wraps to MinInt64, as wanted
+	}
+	return int64(n), true
+}
+
+// sweep removes up to sweepLimit expired keys of sh, whose lock the caller
+// holds: incremental expiry, so keys nobody reads again do not stay
+// forever. It takes no lock but sh's (and, per key it removes, the
+// accounting's).
+func (s *Store) sweep(sh *shard, now time.Time) {
+	n := 0
+	for k, e := range sh.data {
+		if n == sweepLimit {
+			return
+		}
+		n++
+		if expired(e, now) {
+			s.removeLocked(sh, k, e)
+			s.expired.Add(1)
+		}
+	}
+}
