@@ -67,8 +67,11 @@ type Limiter struct {
 	lastCompiled   atomic.Pointer[compiled] // the policy compiled last: the one-policy case skips the map
 	shared         sharedDeadline
 
-	stats struct {
-		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
+	// Counted on every decision: sharded, so that cores do not fight over
+	// one cache line.
+	decisions, storeCalls counter
+	stats                 struct {
+		blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
 	}
 }
 
@@ -158,7 +161,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (l *Limiter) Stats() Stats {
 	return Stats{
-		Decisions: l.stats.decisions.Load(), StoreCalls: l.stats.storeCalls.Load(),
+		Decisions: l.decisions.Load(), StoreCalls: l.storeCalls.Load(),
 		BlockedHits: l.stats.blockedHits.Load(), FailedOpen: l.stats.failedOpen.Load(),
 		FailedClosed: l.stats.failedClosed.Load(), FailedLocal: l.stats.failedLocal.Load(),
 		Refunds: l.stats.refunds.Load(), RefundErrors: l.stats.refundErrors.Load(),
@@ -412,53 +415,6 @@ func (sd *sharedDeadline) current(timeout time.Duration) *deadlineCtx {
 	return d
 }
 
-// lazyDeadline is the context of an in-process decision (store.Int64Updater)
-// whose caller's context can never end: it takes its shared deadline
-// (sharedDeadline.current) only when the store first asks for Done, which
-// the memory driver does only when the call has to wait for a key another
-// call holds. An uncontended decision so reads no clock for its deadline
-// (on a virtual machine a clock read is a visible share of a decision);
-// one that waits is bounded by Timeout from when it began to wait. It is
-// pooled: the Int64Updater contract says ctx is not used after the call.
-type lazyDeadline struct {
-	sd      *sharedDeadline
-	timeout time.Duration
-	values  context.Context
-	d       atomic.Pointer[deadlineCtx]
-}
-
-var lazyDeadlines = sync.Pool{New: func() any { return new(lazyDeadline) }}
-
-func (c *lazyDeadline) get() *deadlineCtx {
-	if d := c.d.Load(); d != nil {
-		return d
-	}
-	c.d.CompareAndSwap(nil, c.sd.current(c.timeout))
-	return c.d.Load()
-}
-
-// Deadline implements context.Context: none until Done was asked for.
-func (c *lazyDeadline) Deadline() (time.Time, bool) {
-	if d := c.d.Load(); d != nil {
-		return d.deadline, true
-	}
-	return time.Time{}, false
-}
-
-// Done implements context.Context, taking the deadline.
-func (c *lazyDeadline) Done() <-chan struct{} { return c.get().Done() }
-
-// Err implements context.Context: nil until the deadline taken has passed.
-func (c *lazyDeadline) Err() error {
-	if d := c.d.Load(); d != nil {
-		return d.Err()
-	}
-	return nil
-}
-
-// Value implements context.Context with the caller's values.
-func (c *lazyDeadline) Value(key any) any { return c.values.Value(key) }
-
 // valuesCtx is a shared deadline context with the values of the caller's.
 type valuesCtx struct {
 	context.Context
@@ -531,7 +487,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 				d := &ds[i]
 				d.Allowed, d.RetryAfter, d.ResetAfter, d.Local = false, retry, reset, true
 				l.stats.blockedHits.Add(1)
-				l.stats.decisions.Add(1)
+				l.decisions.Add(1)
 				for j := range ds {
 					if j != i {
 						ds[j].Allowed = false
@@ -600,7 +556,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
-	l.stats.decisions.Add(1)
+	l.decisions.Add(1)
 	return ds, nil
 }
 
@@ -638,7 +594,7 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	cctx, cancel := l.withTimeout(ctx)
 	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
-	l.stats.storeCalls.Add(1)
+	l.storeCalls.Add(1)
 	if err != nil {
 		return false, err
 	}
@@ -689,7 +645,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 		if retry, reset, ok := l.blocked.check(k, cost, l.mono()); ok {
 			d.RetryAfter, d.ResetAfter, d.Local = retry, reset, true
 			l.stats.blockedHits.Add(1)
-			l.stats.decisions.Add(1)
+			l.decisions.Add(1)
 			return d, nil
 		}
 	}
@@ -697,19 +653,14 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 	if take {
 		u.Args[3] = 1
 	}
-	if l.timeout >= 0 && ctx.Done() == nil {
-		lazy := lazyDeadlines.Get().(*lazyDeadline)
-		lazy.sd, lazy.timeout, lazy.values = &l.shared, l.timeout, ctx
-		u, err = l.upd.UpdateInt64(lazy, k, gcraUpdate, u)
-		lazy.d.Store(nil)
-		lazy.sd, lazy.values = nil, nil
-		lazyDeadlines.Put(lazy)
-	} else {
-		cctx, cancel := l.withTimeout(ctx)
-		u, err = l.upd.UpdateInt64(cctx, k, gcraUpdate, u)
-		cancel()
+	// The timeout goes to the store as the longest it may wait for the key
+	// (the only thing an in-process store waits for), instead of a context
+	// with a deadline: a call that does not wait reads no clock for it.
+	if l.timeout > 0 {
+		u.Wait = l.timeout
 	}
-	l.stats.storeCalls.Add(1)
+	u, err = l.upd.UpdateInt64(ctx, k, gcraUpdate, u)
+	l.storeCalls.Add(1)
 	if err != nil {
 		if isInputError(err) {
 			return Decision{}, err
@@ -722,7 +673,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 		idx := [1]int{0}
 		ds := [1]Decision{d}
 		l.failGroup(items[:], idx[:], ds[:], err, mode)
-		l.stats.decisions.Add(1)
+		l.decisions.Add(1)
 		return ds[0], nil
 	}
 	r := &u.Result
@@ -739,7 +690,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 			l.blocked.remember(k, cost, now, now+d.RetryAfter, now+d.ResetAfter)
 		}
 	}
-	l.stats.decisions.Add(1)
+	l.decisions.Add(1)
 	return d, nil
 }
 
@@ -791,7 +742,7 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 		cctx, cancel := l.withTimeout(ctx)
 		_, err := l.s.Eval(cctx, decideScript, keys, args...)
 		cancel()
-		l.stats.storeCalls.Add(1)
+		l.storeCalls.Add(1)
 		if err != nil {
 			l.stats.refundErrors.Add(1)
 			continue

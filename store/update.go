@@ -30,8 +30,11 @@ type Int64Updater interface {
 	// quick, must not block and must not call the store. It may be called
 	// more than once for one UpdateInt64 (when making room under a cap had
 	// to wait), and must then decide from its argument alone: only the last
-	// call's change is applied. ctx is not used after UpdateInt64 returns
-	// (a caller may reuse it).
+	// call's change is applied. u.Wait bounds the wait for a key another
+	// call holds, on top of ctx, so that a caller need not wrap ctx in a
+	// deadline of its own for every call (a timer and allocations);
+	// running out of it is an error that is both ErrUnavailable and
+	// context.DeadlineExceeded, as a Redis call that passes its deadline.
 	//
 	// Value and Found: the key holds a string of decimal digits, with an
 	// optional leading '-' (leading zeros allowed), within int64, which is
@@ -68,6 +71,9 @@ const (
 type Int64Update struct {
 	// Args are the caller's, for fn; the store does not read them.
 	Args [4]int64
+	// Wait, set by the caller, is the longest the store waits for the key
+	// while another call holds it; 0 leaves the wait to ctx alone.
+	Wait time.Duration
 
 	// Set by the store before it calls fn.
 	Now   time.Time // the store's clock, truncated to a microsecond, as scripts see it

@@ -57,8 +57,16 @@ func (s *Store) UpdateInt64(ctx context.Context, key string, fn store.Int64Func,
 
 // updateInt64 is one attempt of UpdateInt64 under sh's lock.
 func (s *Store) updateInt64(ctx context.Context, sh *shard, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
-	if err := sh.mu.lock(ctx, s.closing); err != nil {
-		return u, err
+	if !sh.mu.tryLock() {
+		wctx := ctx
+		if u.Wait > 0 {
+			c, cancel := context.WithTimeout(ctx, u.Wait)
+			defer cancel()
+			wctx = c
+		}
+		if err := sh.mu.lock(wctx, s.closing); err != nil {
+			return u, err
+		}
 	}
 	defer sh.mu.unlock()
 	now := s.clock.Now().Truncate(time.Microsecond)
