@@ -187,7 +187,8 @@ type compiled struct {
 	p         Policy
 	alg, a, b string
 	burst     int64
-	t, tau    int64 // GCRA: the emission interval and the burst tolerance, in µs
+	t, tau    int64             // GCRA: the emission interval and the burst tolerance, in µs
+	keyer     store.TaggedKeyer // builds the policy's key of a subject
 	err       error
 	take1     []string // GCRA: the hot-path script's arguments for cost 1; never changed
 }
@@ -210,6 +211,7 @@ func (l *Limiter) compile(p Policy) *compiled {
 	if c.err != nil {
 		return c
 	}
+	c.keyer = l.ns.TaggedKeyer(p.Name)
 	if p.Algorithm == GCRA {
 		t := p.interval()
 		c.t, c.tau = t, p.burst()*t
@@ -348,6 +350,14 @@ func (l *Limiter) Reset(ctx context.Context, p Policy, key string) error {
 	return err
 }
 
+// key is l.key for a compiled (valid) policy.
+func (c *compiled) key(key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty subject", ErrInvalidKey)
+	}
+	return c.keyer.Key(key)
+}
+
 func (l *Limiter) key(p Policy, key string) (string, error) {
 	if key == "" {
 		return "", fmt.Errorf("%w: empty subject", ErrInvalidKey)
@@ -456,7 +466,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 		if c.err != nil {
 			return nil, c.err
 		}
-		k, err := l.key(r.Policy, r.Key)
+		k, err := c.key(r.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -636,7 +646,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 	if c.err != nil {
 		return Decision{}, c.err
 	}
-	k, err := l.key(p, key)
+	k, err := c.key(key)
 	if err != nil {
 		return Decision{}, err
 	}

@@ -30,8 +30,14 @@
 //     that contention a key may be evicted slightly out of LRU order; without
 //     it the order is exact.
 //   - Values are copied in and out.
+//   - UpdateInt64 (store.Int64Updater) changes an integer key with a Go
+//     function under its shard lock, without a script: the integer is kept
+//     typed beside its decimal string (which every other call reads), and
+//     an existing or expired key is rewritten in place, so an update
+//     allocates nothing. It sweeps its shard only when it adds a key.
 //   - A call that waits for a shard another call holds (a long script body)
-//     parks on a channel, never spinning, and stops waiting when its context
+//     parks on a channel after a few reads of the lock (a spin of well
+//     under a microsecond, for the common hold of one key's update), and stops waiting when its context
 //     is done: a passed deadline returns an error that is both
 //     store.ErrUnavailable and context.DeadlineExceeded (as a Redis driver's
 //     call to a busy server does), a cancellation context.Canceled. Close
@@ -166,9 +172,39 @@ type ctxMutex struct {
 
 func newCtxMutex() ctxMutex { return ctxMutex{wake: make(chan struct{}, 1)} }
 
+// spinTries is how many times a caller that finds the mutex held reads it
+// again before it parks: most holds last well under a microsecond (one
+// key's update), and parking and waking cost microseconds, so a caller
+// that finds the mutex held by a call running on another core waits a
+// little first, as sync.Mutex does. A long hold (a long script body)
+// still parks its waiters after that.
+const spinTries = 64
+
+// spin tries to take the mutex for a short while and reports whether it
+// did. (On one processor the holder cannot run meanwhile: the spin is then
+// a few wasted reads before parking.)
+func (m *ctxMutex) spin() bool {
+	for range spinTries {
+		if !m.held.Load() && m.held.CompareAndSwap(false, true) {
+			return true
+		}
+	}
+	return false
+}
+
 // lock takes the mutex, or gives up when ctx is done (see waitErr) or
 // closing is closed (store.ErrClosed).
 func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
+	return m.lockUntil(ctx, closing, nil, 0)
+}
+
+// lockUntil is lock that also gives up when expire (nil: never) is closed,
+// with an error that is store.ErrUnavailable and context.DeadlineExceeded:
+// the caller's bound on the wait, wait (for the message).
+func (m *ctxMutex) lockUntil(ctx context.Context, closing, expire <-chan struct{}, wait time.Duration) error {
+	if m.spin() {
+		return nil
+	}
 	for {
 		if m.held.CompareAndSwap(false, true) {
 			return nil
@@ -182,10 +218,17 @@ func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
 		select {
 		case <-m.wake:
 			m.waiters.Add(-1)
+			if m.spin() {
+				return nil
+			}
 		case <-ctx.Done():
 			m.waiters.Add(-1)
 			m.passWake() // a wake meant for this waiter goes to the next
 			return waitErr(ctx)
+		case <-expire:
+			m.waiters.Add(-1)
+			m.passWake()
+			return fmt.Errorf("%w: memstore: waited %v for a shard another call holds: %w", store.ErrUnavailable, wait, context.DeadlineExceeded)
 		case <-closing:
 			m.waiters.Add(-1)
 			m.passWake()
@@ -237,8 +280,9 @@ type lruItem struct {
 	key   string
 }
 
-// Store is the in-memory driver. It implements store.Store, store.Scanner
-// and store.StatsReporter. It is safe for concurrent use.
+// Store is the in-memory driver. It implements store.Store, store.Scanner,
+// store.StatsReporter, store.UsageReporter and store.Int64Updater. It is
+// safe for concurrent use.
 type Store struct {
 	shards     [shardCount]shard
 	closing    chan struct{} // closed by Close: calls waiting for a shard give up
@@ -257,6 +301,8 @@ type Store struct {
 	// No call waits for a shard while it holds another.
 	lruMu sync.Mutex
 	lru   list.List // keys with a TTL, least recently used at the front
+
+	waitEnd atomic.Pointer[waitDeadline] // see waitUntil
 
 	g         drivercore.Gate // closed flag, counters, the checks every call starts with
 	evictions atomic.Uint64

@@ -58,17 +58,54 @@ func (s *Store) UpdateInt64(ctx context.Context, key string, fn store.Int64Func,
 // updateInt64 is one attempt of UpdateInt64 under sh's lock.
 func (s *Store) updateInt64(ctx context.Context, sh *shard, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
 	if !sh.mu.tryLock() {
-		wctx := ctx
-		if u.Wait > 0 {
-			c, cancel := context.WithTimeout(ctx, u.Wait)
-			defer cancel()
-			wctx = c
-		}
-		if err := sh.mu.lock(wctx, s.closing); err != nil {
+		if err := s.lockWaiting(ctx, sh, u.Wait); err != nil {
 			return u, err
 		}
 	}
 	defer sh.mu.unlock()
+	return s.updateLocked(sh, key, fn, u)
+}
+
+// lockWaiting takes sh's lock, which another call holds, waiting at most
+// wait (when > 0) on top of ctx.
+func (s *Store) lockWaiting(ctx context.Context, sh *shard, wait time.Duration) error {
+	if sh.mu.spin() {
+		return nil
+	}
+	var expire <-chan struct{}
+	if wait > 0 {
+		expire = s.waitUntil(wait)
+	}
+	return sh.mu.lockUntil(ctx, s.closing, expire, wait)
+}
+
+// waitDeadline is a channel closed at a deadline, shared by the calls that
+// start waiting at about the same time with the same bound.
+type waitDeadline struct {
+	wait time.Duration
+	at   time.Time
+	done chan struct{}
+}
+
+// waitUntil returns a channel that is closed between 15/16 of wait and
+// wait from now. Calls that wait with the same bound at about the same time
+// share one (a timer and a channel every wait/16 at most, rather than a
+// context and a timer per waiting call: under contention on one key, many
+// calls wait).
+func (s *Store) waitUntil(wait time.Duration) <-chan struct{} {
+	now := time.Now()
+	d := s.waitEnd.Load()
+	if d == nil || d.wait != wait || d.at.Sub(now) < wait-wait/16 {
+		n := &waitDeadline{wait: wait, at: now.Add(wait), done: make(chan struct{})}
+		time.AfterFunc(wait, func() { close(n.done) })
+		s.waitEnd.CompareAndSwap(d, n) // a racing call may have made one too: either bounds this call
+		d = n
+	}
+	return d.done
+}
+
+// updateLocked is updateInt64 under sh's lock.
+func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
 	now := s.clock.Now().Truncate(time.Microsecond)
 	e := sh.data[key]
 	// An expired entry reads as missing; it is removed, or reused in place
