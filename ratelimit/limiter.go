@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/karat-go/karat/store"
 )
@@ -646,10 +648,21 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 	if c.err != nil {
 		return Decision{}, c.err
 	}
-	k, err := c.key(key)
+	if key == "" {
+		return Decision{}, fmt.Errorf("%w: empty subject", ErrInvalidKey)
+	}
+	// The key is built in a pooled buffer, not allocated: the store copies
+	// it if it keeps it (the Int64Updater contract), and so does every
+	// memory of this limiter (strings.Clone below); nothing else outlives
+	// the call.
+	kb := keyBufs.Get().(*keyBuf)
+	defer kb.put()
+	buf, err := c.keyer.AppendKey(kb.b[:0], key)
+	kb.b = buf
 	if err != nil {
 		return Decision{}, err
 	}
+	k := unsafe.String(unsafe.SliceData(buf), len(buf))
 	d := Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
 	if l.blocked != nil && l.blocked.any() {
 		if retry, reset, ok := l.blocked.check(k, cost, l.mono()); ok {
@@ -679,7 +692,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 		if take {
 			mode = modeTake
 		}
-		items := [1]item{{req: Request{Policy: p, Key: key, Cost: cost}, c: c, key: k}}
+		items := [1]item{{req: Request{Policy: p, Key: key, Cost: cost}, c: c, key: strings.Clone(k)}}
 		idx := [1]int{0}
 		ds := [1]Decision{d}
 		l.failGroup(items[:], idx[:], ds[:], err, mode)
@@ -697,11 +710,23 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 		d.RetryAfter = time.Duration(r[3]) * time.Microsecond
 		if l.blocked != nil {
 			now := l.mono()
-			l.blocked.remember(k, cost, now, now+d.RetryAfter, now+d.ResetAfter)
+			l.blocked.remember(strings.Clone(k), cost, now, now+d.RetryAfter, now+d.ResetAfter)
 		}
 	}
 	l.decisions.Add(1)
 	return d, nil
+}
+
+// keyBuf is a buffer decideInProcess builds keys in.
+type keyBuf struct{ b []byte }
+
+var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 128)} }}
+
+// put returns the buffer to the pool, unless a huge subject grew it.
+func (kb *keyBuf) put() {
+	if cap(kb.b) <= 1024 {
+		keyBufs.Put(kb)
+	}
 }
 
 // failGroup decides the items of one subject by their fail modes.

@@ -50,6 +50,21 @@ func encodePart(sb *strings.Builder, p string) {
 	sb.WriteString(p[run:])
 }
 
+// appendEncoded is encodePart for a byte slice.
+func appendEncoded(dst []byte, p string) []byte {
+	run := 0
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if safeTab[b] {
+			continue
+		}
+		dst = append(dst, p[run:i]...)
+		dst = append(dst, '%', hexUpper[b>>4], hexUpper[b&15])
+		run = i + 1
+	}
+	return append(dst, p[run:]...)
+}
+
 func encodedLen(p string) int {
 	n := len(p)
 	for i := 0; i < len(p); i++ {

@@ -87,6 +87,32 @@ func (n Namespace) TaggedKeyer(parts ...string) TaggedKeyer {
 	return TaggedKeyer{prefix: k[:i+1], suffix: k[i+2:]}
 }
 
+// AppendKey appends n.TaggedKey(tag, parts...) to dst, or returns dst and
+// the error: with a buffer the caller reuses, a key costs no allocation.
+func (k TaggedKeyer) AppendKey(dst []byte, tag string) ([]byte, error) {
+	if tag == "" || len(tag) > MaxPartLen {
+		_, err := buildKey("", true, tag, nil)
+		return dst, err
+	}
+	if k.err != nil {
+		return dst, k.err
+	}
+	if k.prefix == "" {
+		return dst, fmt.Errorf("%w: the zero TaggedKeyer", ErrInvalidKey)
+	}
+	enc := encodedLen(tag)
+	if n := len(k.prefix) + enc + len(k.suffix); n > MaxKeyLen {
+		return dst, fmt.Errorf("%w: encoded key of %d bytes exceeds %d", ErrInvalidKey, n, MaxKeyLen)
+	}
+	dst = append(dst, k.prefix...)
+	if enc == len(tag) {
+		dst = append(dst, tag...)
+	} else {
+		dst = appendEncoded(dst, tag)
+	}
+	return append(dst, k.suffix...), nil
+}
+
 // Key returns n.TaggedKey(tag, parts...), or its error.
 func (k TaggedKeyer) Key(tag string) (string, error) {
 	if tag == "" || len(tag) > MaxPartLen {

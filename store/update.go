@@ -23,7 +23,9 @@ const CapInt64Update = "int64-update"
 type Int64Updater interface {
 	// UpdateInt64 calls fn with u, whose Now, Value and Found the store has
 	// set, and applies the change fn returns, atomically with respect to
-	// every other call on key; it returns fn's result. The rules of every
+	// every other call on key; it returns fn's result. key is not kept: a
+	// store that keeps it copies it (so a caller may build it in a buffer
+	// it reuses), and an error does not quote it. The rules of every
 	// Store call hold (a done ctx, a bad key, a closed store, waiting for a
 	// key another call holds, the cap of a memory store); on an error
 	// nothing was changed. fn runs while the key's lock is held: it must be

@@ -147,6 +147,9 @@ type entry struct {
 
 func (e *entry) size(key string) int64 {
 	n := int64(len(key) + EntryOverhead + len(e.str))
+	if e.hash == nil {
+		return n // ranging over a nil map still starts an iterator
+	}
 	for f, v := range e.hash {
 		n += int64(len(f) + len(v))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/karat-go/karat/store"
@@ -157,6 +158,8 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 	digits := strconv.AppendInt(buf[:0], u.New, 10)
 	keep := [1]string{key}
 	if e == nil {
+		key = strings.Clone(key) // the caller may reuse its bytes (the Int64Updater contract)
+		keep[0] = key
 		ne := &entry{kind: kindString, numState: numInt, num: u.New, str: clone(digits), expireAt: expireAt}
 		err := s.makeRoom(sh, keep[:], 1, ne.size(key), now, func() {
 			sh.data[key] = ne
