@@ -672,7 +672,7 @@ func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cos
 			return d, nil
 		}
 	}
-	u := store.Int64Update{Args: [4]int64{c.t, c.tau, cost, 0}}
+	u := store.Int64Update{Args: [6]int64{c.t, c.tau, cost, 0, c.burst}}
 	if take {
 		u.Args[3] = 1
 	}

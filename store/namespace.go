@@ -100,17 +100,14 @@ func (k TaggedKeyer) AppendKey(dst []byte, tag string) ([]byte, error) {
 	if k.prefix == "" {
 		return dst, fmt.Errorf("%w: the zero TaggedKeyer", ErrInvalidKey)
 	}
-	enc := encodedLen(tag)
-	if n := len(k.prefix) + enc + len(k.suffix); n > MaxKeyLen {
-		return dst, fmt.Errorf("%w: encoded key of %d bytes exceeds %d", ErrInvalidKey, n, MaxKeyLen)
-	}
+	start := len(dst)
 	dst = append(dst, k.prefix...)
-	if enc == len(tag) {
-		dst = append(dst, tag...)
-	} else {
-		dst = appendEncoded(dst, tag)
+	dst = appendEncoded(dst, tag) // one pass; the length is checked after
+	dst = append(dst, k.suffix...)
+	if n := len(dst) - start; n > MaxKeyLen {
+		return dst[:start], fmt.Errorf("%w: encoded key of %d bytes exceeds %d", ErrInvalidKey, n, MaxKeyLen)
 	}
-	return append(dst, k.suffix...), nil
+	return dst, nil
 }
 
 // Key returns n.TaggedKey(tag, parts...), or its error.

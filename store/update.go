@@ -72,7 +72,7 @@ const (
 // arguments in, the store's reading, and fn's change and result out.
 type Int64Update struct {
 	// Args are the caller's, for fn; the store does not read them.
-	Args [4]int64
+	Args [6]int64
 	// Wait, set by the caller, is the longest the store waits for the key
 	// while another call holds it; 0 leaves the wait to ctx alone.
 	Wait time.Duration

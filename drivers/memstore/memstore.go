@@ -67,10 +67,25 @@ import (
 // Clock is where the store reads time.
 type Clock interface{ Now() time.Time }
 
-type systemClock struct{}
+// systemClock is the machine's clock as time.Now read once, at New, plus
+// the monotonic time since: one clock read per call where time.Now makes
+// two (on a virtual machine a clock read is a visible share of a small
+// call), and a clock that never goes backwards. The system clock's slewing
+// (NTP) changes the monotonic clock's rate alike; a step of the system
+// clock after New is not followed.
+type systemClock struct {
+	base     time.Time // with its monotonic reading
+	baseNano int64     // base in Unix nanoseconds
+}
 
-// Now returns the machine's time.
-func (systemClock) Now() time.Time { return time.Now() }
+func newSystemClock() systemClock {
+	now := time.Now()
+	return systemClock{base: now, baseNano: now.UnixNano()}
+}
+
+// Now returns the machine's time (without a monotonic reading: the store
+// compares and adds times, which is cheaper without).
+func (c systemClock) Now() time.Time { return time.Unix(0, c.baseNano+int64(time.Since(c.base))) }
 
 // FakeClock is a Clock that moves only when told to. It is safe for
 // concurrent use.
@@ -277,6 +292,35 @@ func waitErr(ctx context.Context) error {
 	return fmt.Errorf("%w: memstore: waiting for a shard another call holds: %w", store.ErrUnavailable, err)
 }
 
+// lruList is a list.List that can tell, without its lock, whether an
+// element is its last (the most recently used key): touching the key that
+// was used last, a hot key's common case, then takes no lock over the
+// whole store.
+type lruList struct {
+	l    list.List
+	back atomic.Pointer[list.Element] // l.Back(), stored under lruMu
+}
+
+func (q *lruList) Init()                       { q.l.Init() }
+func (q *lruList) Front() *list.Element        { return q.l.Front() }
+func (q *lruList) isBack(e *list.Element) bool { return q.back.Load() == e }
+
+func (q *lruList) PushBack(v any) *list.Element {
+	e := q.l.PushBack(v)
+	q.back.Store(e)
+	return e
+}
+
+func (q *lruList) MoveToBack(e *list.Element) {
+	q.l.MoveToBack(e)
+	q.back.Store(e)
+}
+
+func (q *lruList) Remove(e *list.Element) {
+	q.l.Remove(e)
+	q.back.Store(q.l.Back())
+}
+
 // lruItem is what Store.lru holds: where to find a key with a TTL.
 type lruItem struct {
 	shard *shard
@@ -303,7 +347,7 @@ type Store struct {
 	// Lock order: a shard, capMu, lruMu, then other shards with TryLock only.
 	// No call waits for a shard while it holds another.
 	lruMu sync.Mutex
-	lru   list.List // keys with a TTL, least recently used at the front
+	lru   lruList // keys with a TTL, least recently used at the front
 
 	waitEnd atomic.Pointer[waitDeadline] // see waitUntil
 
@@ -325,7 +369,7 @@ func New(opts *Options) *Store {
 	}
 	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes, closing: make(chan struct{})}
 	if s.clock == nil {
-		s.clock = systemClock{}
+		s.clock = newSystemClock()
 	}
 	for i := range s.shards {
 		s.shards[i].data = map[string]*entry{}
@@ -589,8 +633,8 @@ func (s *Store) evict(sh *shard, key string, e *entry, now time.Time) {
 
 // touch marks e, a key with a TTL, as just used.
 func (s *Store) touch(e *entry) {
-	if e.lru == nil {
-		return
+	if e.lru == nil || s.lru.isBack(e.lru) {
+		return // no TTL, or already the most recently used: a hot key takes no global lock
 	}
 	s.lruMu.Lock()
 	s.lru.MoveToBack(e.lru)

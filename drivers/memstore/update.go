@@ -19,7 +19,33 @@ const (
 	numUnknown numState = iota // str not read as an integer yet
 	numInt                     // num is str's integer
 	numNotInt                  // str is not an integer
+	numDirty                   // num is the value; str has its length but not yet its digits
 )
+
+// materialize writes the digits of a numDirty entry into str. UpdateInt64
+// leaves them unwritten (formatting 16 digits per update was a visible share
+// of a rate-limit decision); every other reader finds entries through
+// view.lookup, which calls this, under the shard lock.
+func (e *entry) materialize() {
+	if e.numState == numDirty {
+		e.str = strconv.AppendInt(e.str[:0], e.num, 10)
+		e.numState = numInt
+	}
+}
+
+// decimalLen is len(strconv.FormatInt(v, 10)).
+func decimalLen(v int64) int {
+	n := 1
+	u := uint64(v)
+	if v < 0 {
+		n++
+		u = -u
+	}
+	for ; u >= 10; u /= 10 {
+		n++
+	}
+	return n
+}
 
 var _ store.Int64Updater = (*Store)(nil)
 
@@ -154,13 +180,12 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 	if u.TTL > 0 {
 		expireAt = now.Add(store.RoundTTL(u.TTL))
 	}
-	var buf [20]byte
-	digits := strconv.AppendInt(buf[:0], u.New, 10)
+	digits := decimalLen(u.New)
 	keep := [1]string{key}
 	if e == nil {
 		key = strings.Clone(key) // the caller may reuse its bytes (the Int64Updater contract)
 		keep[0] = key
-		ne := &entry{kind: kindString, numState: numInt, num: u.New, str: clone(digits), expireAt: expireAt}
+		ne := &entry{kind: kindString, numState: numDirty, num: u.New, str: make([]byte, digits), expireAt: expireAt}
 		err := s.makeRoom(sh, keep[:], 1, ne.size(key), now, func() {
 			sh.data[key] = ne
 			if !expireAt.IsZero() {
@@ -179,9 +204,16 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 	// leaves e as it was (an expired e is then removed).
 	write := func() {
 		e.kind, e.hash = kindString, nil
-		e.str = append(e.str[:0], digits...)
-		e.num, e.numState = u.New, numInt
+		if cap(e.str) >= digits {
+			e.str = e.str[:digits]
+		} else {
+			e.str = make([]byte, digits, 20)
+		}
+		e.num, e.numState = u.New, numDirty
 		e.expireAt = expireAt
+		if !expireAt.IsZero() && e.lru != nil && s.lru.isBack(e.lru) {
+			return // already the most recently used
+		}
 		s.lruMu.Lock()
 		switch {
 		case expireAt.IsZero() && e.lru != nil:
@@ -195,7 +227,7 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 		}
 		s.lruMu.Unlock()
 	}
-	if d := int64(len(key)+EntryOverhead+len(digits)) - e.size(key); d != 0 {
+	if d := int64(len(key)+EntryOverhead+digits) - e.size(key); d != 0 {
 		if err := s.makeRoom(sh, keep[:], 0, d, now, write); err != nil {
 			if stale {
 				s.removeLocked(sh, key, e)
@@ -212,7 +244,7 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 // remembers the answer; the caller holds e's shard lock.
 func (e *entry) int64() (int64, bool) {
 	switch e.numState {
-	case numInt:
+	case numInt, numDirty:
 		return e.num, true
 	case numNotInt:
 		return 0, false

@@ -142,3 +142,11 @@ func TestUpdateInt64Semantics(t *testing.T) {
 		t.Fatal("a nil function was accepted")
 	}
 }
+
+func TestDecimalLen(t *testing.T) {
+	for _, v := range []int64{0, 1, 9, 10, 99, 100, -1, -9, -10, 1<<63 - 1, -1 << 63, 1_700_000_000_000_000, -123456789} {
+		if got, want := decimalLen(v), len(strconv.FormatInt(v, 10)); got != want {
+			t.Errorf("decimalLen(%d) = %d, want %d", v, got, want)
+		}
+	}
+}

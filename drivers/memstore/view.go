@@ -54,6 +54,7 @@ func (v *view) lookup(key string) (*entry, error) {
 		return nil, nil
 	}
 	v.s.touch(e)
+	e.materialize()
 	return e, nil
 }
 
