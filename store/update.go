@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// CapInt64Update names the Int64Updater capability, as conformance
-// harnesses declare it.
-const CapInt64Update = "int64-update"
-
 // Int64Updater is the optional capability of changing the integer held in
 // one key with a Go function, in process: a read-modify-write without a
 // script, without boxing results in a Value and without allocating per call.

@@ -32,9 +32,13 @@
 //   - Values are copied in and out.
 //   - UpdateInt64 (store.Int64Updater) changes an integer key with a Go
 //     function under its shard lock, without a script: the integer is kept
-//     typed beside its decimal string (which every other call reads), and
-//     an existing or expired key is rewritten in place, so an update
-//     allocates nothing. It sweeps its shard only when it adds a key.
+//     typed, its decimal string (which every other call reads) is written
+//     when first read, and an existing or expired key is rewritten in
+//     place, so an update allocates nothing. It sweeps its shard only when
+//     it adds a key.
+//   - The machine's clock is read as time.Now at New plus the monotonic
+//     time since (one clock read per call instead of two; it follows the
+//     system clock's slewing but not a step made after New).
 //   - A call that waits for a shard another call holds (a long script body)
 //     parks on a channel after a few reads of the lock (a spin of well
 //     under a microsecond, for the common hold of one key's update), and stops waiting when its context

@@ -50,11 +50,13 @@ func decimalLen(v int64) int {
 var _ store.Int64Updater = (*Store)(nil)
 
 // UpdateInt64 implements store.Int64Updater: under the key's shard lock, on
-// the store's clock, with the integer kept typed in the entry beside its
-// decimal string (which Get and scripts read), rewritten in place when the
-// key exists. An update that keeps the key's size and TTL state takes no
-// lock but its shard's and the LRU list's; one that adds a key makes room
-// under the cap and sweeps its shard as every other write does.
+// the store's clock, with the integer kept typed in the entry and its
+// decimal string (which Get and scripts read) written when it is first read,
+// in the entry's own buffer: an existing (or expired) key is rewritten in
+// place, without an allocation. An update that keeps the key's size and TTL
+// state takes no lock but its shard's, and the LRU list's only when the key
+// was not already the most recently used; one that adds a key makes room
+// under the cap and sweeps its shard, as every other write does.
 func (s *Store) UpdateInt64(ctx context.Context, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
 	s.g.CountCall()
 	if err := s.g.CheckKey(ctx, key); err != nil {
