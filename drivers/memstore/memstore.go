@@ -340,10 +340,13 @@ type Store struct {
 	clock      Clock
 	maxEntries int64
 	maxBytes   int64
+	capped     bool // maxEntries or maxBytes set: keys with a TTL are kept in LRU order for eviction
 
-	// capMu is held for every change to keys and bytes together with the
-	// change to the data and the LRU list it counts, so that making room
-	// sees them agree, and checks, evicts and adds in one step.
+	// capMu is held, in a capped store, for every change to keys and bytes
+	// together with the change to the data and the LRU list it counts, so
+	// that making room sees them agree, and checks, evicts and adds in one
+	// step. A store without a cap keeps no LRU list and takes neither
+	// capMu nor lruMu.
 	capMu sync.Mutex
 	keys  atomic.Int64
 	bytes atomic.Int64
@@ -372,6 +375,7 @@ func New(opts *Options) *Store {
 		opts = &Options{}
 	}
 	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes, closing: make(chan struct{})}
+	s.capped = s.maxEntries != 0 || s.maxBytes != 0
 	if s.clock == nil {
 		s.clock = newSystemClock()
 	}
@@ -606,6 +610,10 @@ func expired(e *entry, now time.Time) bool {
 // removeLocked deletes key from sh (whose lock the caller holds) and
 // accounts for it.
 func (s *Store) removeLocked(sh *shard, key string, e *entry) {
+	if !s.capped {
+		s.dropLocked(sh, key, e) // nothing to keep in step with eviction
+		return
+	}
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	s.dropLocked(sh, key, e)
@@ -656,6 +664,14 @@ var errBusy = errors.New("memstore: an eviction victim's shard is busy")
 // shard another call holds. The caller holds own's lock. apply runs in the
 // same step, so that no call sees the keys counted but not yet evictable.
 func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now time.Time, apply func()) error {
+	if !s.capped {
+		// Without a cap there is no room to make: the counters are atomic,
+		// and no lock over the whole store is taken.
+		s.keys.Add(dKeys)
+		s.bytes.Add(dBytes)
+		apply()
+		return nil
+	}
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	keys, bytes := s.keys.Load(), s.bytes.Load()

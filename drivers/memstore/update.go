@@ -190,7 +190,7 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 		ne := &entry{kind: kindString, numState: numDirty, num: u.New, str: make([]byte, digits), expireAt: expireAt}
 		err := s.makeRoom(sh, keep[:], 1, ne.size(key), now, func() {
 			sh.data[key] = ne
-			if !expireAt.IsZero() {
+			if s.capped && !expireAt.IsZero() {
 				s.lruMu.Lock()
 				ne.lru = s.lru.PushBack(lruItem{shard: sh, key: key})
 				s.lruMu.Unlock()
@@ -213,8 +213,8 @@ func (s *Store) updateLocked(sh *shard, key string, fn store.Int64Func, u store.
 		}
 		e.num, e.numState = u.New, numDirty
 		e.expireAt = expireAt
-		if !expireAt.IsZero() && e.lru != nil && s.lru.isBack(e.lru) {
-			return // already the most recently used
+		if !s.capped || !expireAt.IsZero() && e.lru != nil && s.lru.isBack(e.lru) {
+			return // no LRU list, or already its most recently used
 		}
 		s.lruMu.Lock()
 		switch {

@@ -356,6 +356,17 @@ func (v *view) commit() error {
 
 // apply writes the overlay into the shard and keeps the LRU list in step.
 func (v *view) apply() {
+	if !v.s.capped {
+		// No cap, no eviction: no LRU list to keep.
+		for _, k := range v.order {
+			if neu := v.writes[k]; neu == nil {
+				delete(v.sh.data, k)
+			} else {
+				v.sh.data[k] = neu
+			}
+		}
+		return
+	}
 	v.s.lruMu.Lock()
 	defer v.s.lruMu.Unlock()
 	for _, k := range v.order {
