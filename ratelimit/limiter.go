@@ -28,7 +28,9 @@ type Options struct {
 	// calls that start at about the same time: between 15/16 of Timeout
 	// and Timeout after the call starts); 0
 	// means DefaultTimeout, a negative value means only the caller's
-	// deadline.
+	// deadline. On a store that decides in process (store.Int64Updater,
+	// the memory driver) it bounds how long a decision waits for a key
+	// another call holds, the only thing such a store waits for.
 	Timeout time.Duration
 	// BlockedKeys caps how many "blocked until" entries the limiter
 	// remembers; 0 means DefaultBlockedKeys, a negative value turns the
