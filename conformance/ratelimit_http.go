@@ -101,6 +101,20 @@ func (s stallingStore) Delete(ctx context.Context, keys ...string) (int64, error
 	return 0, fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
 }
 
+// UpdateInt64 stalls the in-process decisions too: store.Capability looks
+// through the wrapper, so a limiter over it would otherwise find the memory
+// driver's store.Int64Updater underneath and never stall.
+func (s stallingStore) UpdateInt64(ctx context.Context, key string, fn store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
+	if !s.stalled.Load() {
+		if upd, ok := store.Capability[store.Int64Updater](s.Store); ok {
+			return upd.UpdateInt64(ctx, key, fn, u)
+		}
+		return u, fmt.Errorf("stallingStore: %T cannot update in process: %w", s.Store, errors.ErrUnsupported)
+	}
+	<-ctx.Done()
+	return u, fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+}
+
 // Unwrap lets store.Capability look through the wrapper.
 func (s stallingStore) Unwrap() store.Store { return s.Store }
 

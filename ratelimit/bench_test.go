@@ -253,8 +253,10 @@ func BenchmarkDecisionVsFloor(b *testing.B) {
 	b.ReportMetric(n/td.Seconds(), "decisions/s")
 }
 
-// cannedStore answers every Eval at once with an admit.
-type cannedStore struct{ *memstore.Store }
+// cannedStore answers every Eval at once with an admit. It embeds the
+// store.Store interface, not *memstore.Store, so that it does not offer
+// the memory driver's store.Int64Updater: the limiter runs its script path.
+type cannedStore struct{ store.Store }
 
 var canned = store.ArrayValue(store.IntValue(1), store.IntValue(1), store.IntValue(5), store.IntValue(100), store.IntValue(0))
 
@@ -262,13 +264,33 @@ func (cannedStore) Eval(context.Context, *store.Script, []string, ...string) (st
 	return canned, nil
 }
 
+// cannedUpdater answers every UpdateInt64 at once with an admit, without
+// calling the function: the in-process path with nothing behind it.
+type cannedUpdater struct{ store.Store }
+
+func (cannedUpdater) UpdateInt64(_ context.Context, _ string, _ store.Int64Func, u store.Int64Update) (store.Int64Update, error) {
+	u.Result = [4]int64{1, 5, 100, 0}
+	return u, nil
+}
+
 // BenchmarkLayerOverhead is the layer's own cost per decision: Allow over
-// a store whose Eval answers at once with a canned admit.
+// a store whose Eval answers at once with a canned admit (script), and over
+// one whose UpdateInt64 does (in-process, the memory driver's path).
 func BenchmarkLayerOverhead(b *testing.B) {
-	l := ratelimit.New(cannedStore{memstore.New(nil)}, nil)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		_, _ = l.Allow(ctx, benchPolicy, "hot", 1)
+	for _, tc := range []struct {
+		name string
+		s    store.Store
+	}{
+		{"script", cannedStore{memstore.New(nil)}},
+		{"in-process", cannedUpdater{memstore.New(nil)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			l := ratelimit.New(tc.s, nil)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = l.Allow(ctx, benchPolicy, "hot", 1)
+			}
+		})
 	}
 }

@@ -61,6 +61,29 @@
 // value: three commands. The general script (several policies, Peek,
 // refunds) reads both states, so a policy can take either path on one key.
 //
+// # In process, on the memory driver
+//
+// On a store that offers store.Int64Updater (the memory driver), Allow and
+// Peek of one GCRA policy skip the script: the same decision (gcraUpdate,
+// proved equal to the scripts request by request on a fake clock, values
+// and TTLs of the written keys included) runs as a Go function on the TAT,
+// kept as a typed int64 beside its decimal string, under the key's shard
+// lock, with no Value boxing and no allocation beyond the key. Sets of
+// policies (AllowAll), sliding windows and refunds still run the script.
+// Options.Timeout reaches that path as the longest the store waits for a
+// key another call holds (Int64Update.Wait), so an uncontended decision
+// makes no deadline context and reads no clock for one.
+//
+// A memory store with a cap (MaxBytes, MaxEntries) holds millions of
+// subjects within it by evicting the least recently used keys that carry a
+// TTL, which every limiter key does. An evicted bucket is forgotten: the
+// subject starts afresh and is admitted again, even within its window. So
+// size the cap for the subjects active within one Window (about 110 bytes
+// of accounted memory per GCRA subject and policy); subjects that keep
+// coming back stay recently used and are never evicted before idle ones.
+// No part of this takes a lock over the whole store for a sweep: expiry
+// and eviction work one shard at a time.
+//
 // A GCRA key's TTL is the time until its bucket is full again (at most
 // Burst·T, which is Window when Burst is Limit); a sliding-window key lives
 // until its current count no longer weighs (at most 2·Window). Idle

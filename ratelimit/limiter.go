@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/karat-go/karat/store"
 )
@@ -26,7 +28,9 @@ type Options struct {
 	// calls that start at about the same time: between 15/16 of Timeout
 	// and Timeout after the call starts); 0
 	// means DefaultTimeout, a negative value means only the caller's
-	// deadline.
+	// deadline. On a store that decides in process (store.Int64Updater,
+	// the memory driver) it bounds how long a decision waits for a key
+	// another call holds, the only thing such a store waits for.
 	Timeout time.Duration
 	// BlockedKeys caps how many "blocked until" entries the limiter
 	// remembers; 0 means DefaultBlockedKeys, a negative value turns the
@@ -61,12 +65,17 @@ type Limiter struct {
 	failRetryAfter time.Duration
 	blocked        *blockedMemory
 	local          *localLimiter
-	compiledMu     sync.RWMutex
-	compiled       map[string]*compiled // policy name -> the last policy of that name, formatted
+	upd            store.Int64Updater // the store's in-process read-modify-write (memory driver), or nil
+	compiledMu     sync.Mutex         // serialises changes to compiled
+	compiled       atomic.Pointer[map[Policy]*compiled]
+	lastCompiled   atomic.Pointer[compiled] // the policy compiled last: the one-policy case skips the map
 	shared         sharedDeadline
 
-	stats struct {
-		decisions, storeCalls, blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
+	// Counted on every decision: sharded, so that cores do not fight over
+	// one cache line.
+	decisions, storeCalls counter
+	stats                 struct {
+		blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
 	}
 }
 
@@ -75,7 +84,7 @@ func New(s store.Store, opts *Options) *Limiter {
 	if opts == nil {
 		opts = &Options{}
 	}
-	l := &Limiter{compiled: map[string]*compiled{}, s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
+	l := &Limiter{s: s, ns: opts.Namespace, clock: opts.Clock, timeout: opts.Timeout, failRetryAfter: opts.FailRetryAfter}
 	if l.ns.IsZero() {
 		l.ns = DefaultNamespace
 	}
@@ -101,6 +110,7 @@ func New(s store.Store, opts *Options) *Limiter {
 		lk = DefaultLocalKeys
 	}
 	l.local = newLocalLimiter(lk)
+	l.upd, _ = store.Capability[store.Int64Updater](s)
 	return l
 }
 
@@ -155,7 +165,7 @@ type Stats struct {
 // Stats returns a snapshot of the counters.
 func (l *Limiter) Stats() Stats {
 	return Stats{
-		Decisions: l.stats.decisions.Load(), StoreCalls: l.stats.storeCalls.Load(),
+		Decisions: l.decisions.Load(), StoreCalls: l.storeCalls.Load(),
 		BlockedHits: l.stats.blockedHits.Load(), FailedOpen: l.stats.failedOpen.Load(),
 		FailedClosed: l.stats.failedClosed.Load(), FailedLocal: l.stats.failedLocal.Load(),
 		Refunds: l.stats.refunds.Load(), RefundErrors: l.stats.refundErrors.Load(),
@@ -174,47 +184,68 @@ type Request struct {
 }
 
 // maxCompiled bounds the cache of formatted policies.
-const maxCompiled = 4096
+const maxCompiled = 1024
 
 // compiled is a policy's script arguments, formatted once.
 type compiled struct {
 	p          Policy
 	alg, a, b  string
 	burst      int64
+	t, tau     int64             // GCRA: the emission interval and the burst tolerance, in µs
+	keyer      store.TaggedKeyer // builds the policy's key of a subject
 	err        error
 	take1      []string // GCRA: the hot-path script's arguments for cost 1; never changed
 	msA, msB   string   // GCRA of whole milliseconds: T and tau in ms for gcraTakeMsScript; "" otherwise
 	msT, msTau int64    // the same as numbers
 }
 
+// compile returns p's compiled form. Decisions read the cache without
+// taking a lock or writing a shared word: it is a map replaced whole
+// (copied) when a policy is added, and the policy compiled last is checked
+// first. Policies are keyed by value, so tiers (one name, several limits)
+// do not evict one another. An invalid policy is not kept.
 func (l *Limiter) compile(p Policy) *compiled {
-	l.compiledMu.RLock()
-	c, ok := l.compiled[p.Name]
-	l.compiledMu.RUnlock()
-	if ok && c.p == p {
+	if c := l.lastCompiled.Load(); c != nil && c.p == p {
 		return c
 	}
-	c = &compiled{p: p, err: p.Validate()}
-	if c.err == nil {
-		if p.Algorithm == GCRA {
-			t := p.interval()
-			c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(p.burst()*t, 10), p.burst()
-			c.take1 = []string{c.a, c.b, "1"}
-			if t%1000 == 0 {
-				c.msT, c.msTau = t/1000, p.burst()*t/1000
-				c.msA, c.msB = strconv.FormatInt(c.msT, 10), strconv.FormatInt(c.msTau, 10)
-				c.take1 = []string{c.msA, c.msB, "1"}
-			}
-		} else {
-			c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
+	if m := l.compiled.Load(); m != nil {
+		if c, ok := (*m)[p]; ok {
+			return c
 		}
 	}
-	l.compiledMu.Lock()
-	if len(l.compiled) >= maxCompiled {
-		clear(l.compiled) // names from configuration are few; this only bounds abuse
+	c := &compiled{p: p, err: p.Validate()}
+	if c.err != nil {
+		return c
 	}
-	l.compiled[p.Name] = c
-	l.compiledMu.Unlock()
+	c.keyer = l.ns.TaggedKeyer(p.Name)
+	if p.Algorithm == GCRA {
+		t := p.interval()
+		c.t, c.tau = t, p.burst()*t
+		c.alg, c.a, c.b, c.burst = algGCRA, strconv.FormatInt(t, 10), strconv.FormatInt(c.tau, 10), p.burst()
+		c.take1 = []string{c.a, c.b, "1"}
+		if t%1000 == 0 {
+			c.msT, c.msTau = t/1000, c.tau/1000
+			c.msA, c.msB = strconv.FormatInt(c.msT, 10), strconv.FormatInt(c.msTau, 10)
+			c.take1 = []string{c.msA, c.msB, "1"}
+		}
+	} else {
+		c.alg, c.a, c.b, c.burst = algSliding, strconv.FormatInt(p.Window.Microseconds(), 10), strconv.FormatInt(p.Limit, 10), p.Limit
+	}
+	l.compiledMu.Lock()
+	defer l.compiledMu.Unlock()
+	var m map[Policy]*compiled
+	if old := l.compiled.Load(); old != nil && len(*old) < maxCompiled {
+		// Policies from configuration are few; the bound only limits abuse.
+		m = make(map[Policy]*compiled, len(*old)+1)
+		for k, v := range *old {
+			m[k] = v
+		}
+	} else {
+		m = map[Policy]*compiled{}
+	}
+	m[p] = c
+	l.compiled.Store(&m)
+	l.lastCompiled.Store(c)
 	return c
 }
 
@@ -226,6 +257,9 @@ func (l *Limiter) compile(p Policy) *compiled {
 func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
 	if cost < 1 {
 		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	if l.upd != nil && p.Algorithm == GCRA {
+		return l.decideInProcess(ctx, p, key, cost, true)
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
@@ -242,6 +276,9 @@ func (l *Limiter) Allow(ctx context.Context, p Policy, key string, cost int64) (
 func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (Decision, error) {
 	if cost < 1 {
 		return Decision{}, fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	if l.upd != nil && p.Algorithm == GCRA {
+		return l.decideInProcess(ctx, p, key, cost, false)
 	}
 	var one [1]Request
 	one[0] = Request{Policy: p, Key: key, Cost: cost}
@@ -324,6 +361,14 @@ func (l *Limiter) Reset(ctx context.Context, p Policy, key string) error {
 	return err
 }
 
+// key is l.key for a compiled (valid) policy.
+func (c *compiled) key(key string) (string, error) {
+	if key == "" {
+		return "", fmt.Errorf("%w: empty subject", ErrInvalidKey)
+	}
+	return c.keyer.Key(key)
+}
+
 func (l *Limiter) key(p Policy, key string) (string, error) {
 	if key == "" {
 		return "", fmt.Errorf("%w: empty subject", ErrInvalidKey)
@@ -369,6 +414,16 @@ type deadlineCtx struct {
 
 // bound returns a context that ends within timeout, carrying ctx's values.
 func (sd *sharedDeadline) bound(ctx context.Context, timeout time.Duration) context.Context {
+	d := sd.current(timeout)
+	if ctx == context.Background() {
+		return d.Context
+	}
+	return valuesCtx{Context: d.Context, values: ctx}
+}
+
+// current returns the shared context, or a new one when it has less than
+// timeout − timeout/sharedSlack left.
+func (sd *sharedDeadline) current(timeout time.Duration) *deadlineCtx {
 	now := time.Now()
 	d := sd.cur.Load()
 	if d == nil || d.deadline.Sub(now) < timeout-timeout/sharedSlack {
@@ -378,10 +433,7 @@ func (sd *sharedDeadline) bound(ctx context.Context, timeout time.Duration) cont
 		sd.cur.CompareAndSwap(d, n) // a racing call may have made one too: either bounds this call
 		d = n
 	}
-	if ctx == context.Background() {
-		return d.Context
-	}
-	return valuesCtx{Context: d.Context, values: ctx}
+	return d
 }
 
 // valuesCtx is a shared deadline context with the values of the caller's.
@@ -425,7 +477,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 		if c.err != nil {
 			return nil, c.err
 		}
-		k, err := l.key(r.Policy, r.Key)
+		k, err := c.key(r.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -449,14 +501,14 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 
 	// A subject remembered as blocked denies the whole set at once: nothing
 	// is charged, nothing is asked.
-	if l.blocked != nil {
+	if l.blocked != nil && l.blocked.any() {
 		now := l.mono()
 		for i := range items {
 			if retry, reset, ok := l.blocked.check(items[i].key, items[i].req.Cost, now); ok {
 				d := &ds[i]
 				d.Allowed, d.RetryAfter, d.ResetAfter, d.Local = false, retry, reset, true
 				l.stats.blockedHits.Add(1)
-				l.stats.decisions.Add(1)
+				l.decisions.Add(1)
 				for j := range ds {
 					if j != i {
 						ds[j].Allowed = false
@@ -525,7 +577,7 @@ func (l *Limiter) decide(ctx context.Context, reqs []Request, mode string, out [
 			l.refundGroups(ctx, items, order, groups, charged, ds)
 		}
 	}
-	l.stats.decisions.Add(1)
+	l.decisions.Add(1)
 	return ds, nil
 }
 
@@ -567,7 +619,7 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 	cctx, cancel := l.withTimeout(ctx)
 	v, err := l.s.Eval(cctx, script, keys, args...)
 	cancel()
-	l.stats.storeCalls.Add(1)
+	l.storeCalls.Add(1)
 	if err != nil {
 		return false, err
 	}
@@ -606,6 +658,98 @@ func (l *Limiter) runGroup(ctx context.Context, items []item, idx []int, ds []De
 		}
 	}
 	return all, nil
+}
+
+// decideInProcess is Allow (take) and Peek of one GCRA policy on a store
+// that runs decisions in process (store.Int64Updater: the memory driver):
+// the same decision as the script, by gcraUpdate on the typed TAT under the
+// key's lock, with no script, no Value and no allocation beyond the key.
+// The "blocked until" memory, the fail modes and the counters work as on
+// the script path.
+func (l *Limiter) decideInProcess(ctx context.Context, p Policy, key string, cost int64, take bool) (Decision, error) {
+	c := l.compile(p)
+	if c.err != nil {
+		return Decision{}, c.err
+	}
+	if key == "" {
+		return Decision{}, fmt.Errorf("%w: empty subject", ErrInvalidKey)
+	}
+	// The key is built in a pooled buffer, not allocated: the store copies
+	// it if it keeps it (the Int64Updater contract), and so does every
+	// memory of this limiter (strings.Clone below); nothing else outlives
+	// the call.
+	kb := keyBufs.Get().(*keyBuf)
+	defer kb.put()
+	buf, err := c.keyer.AppendKey(kb.b[:0], key)
+	kb.b = buf
+	if err != nil {
+		return Decision{}, err
+	}
+	k := unsafe.String(unsafe.SliceData(buf), len(buf))
+	d := Decision{Policy: p.Name, Limit: p.Limit, Window: p.Window}
+	if l.blocked != nil && l.blocked.any() {
+		if retry, reset, ok := l.blocked.check(k, cost, l.mono()); ok {
+			d.RetryAfter, d.ResetAfter, d.Local = retry, reset, true
+			l.stats.blockedHits.Add(1)
+			l.decisions.Add(1)
+			return d, nil
+		}
+	}
+	u := store.Int64Update{Args: [6]int64{c.t, c.tau, cost, 0, c.burst}}
+	if take {
+		u.Args[3] = 1
+	}
+	// The timeout goes to the store as the longest it may wait for the key
+	// (the only thing an in-process store waits for), instead of a context
+	// with a deadline: a call that does not wait reads no clock for it.
+	if l.timeout > 0 {
+		u.Wait = l.timeout
+	}
+	u, err = l.upd.UpdateInt64(ctx, k, gcraUpdate, u)
+	l.storeCalls.Add(1)
+	if err != nil {
+		if isInputError(err) {
+			return Decision{}, err
+		}
+		mode := modePeek
+		if take {
+			mode = modeTake
+		}
+		items := [1]item{{req: Request{Policy: p, Key: key, Cost: cost}, c: c, key: strings.Clone(k)}}
+		idx := [1]int{0}
+		ds := [1]Decision{d}
+		l.failGroup(items[:], idx[:], ds[:], err, mode)
+		l.decisions.Add(1)
+		return ds[0], nil
+	}
+	r := &u.Result
+	d.Allowed = r[0] == 1
+	d.Remaining = max(0, r[1])
+	d.ResetAfter = time.Duration(r[2]) * time.Microsecond
+	switch {
+	case r[3] < 0:
+		d.Never = true
+	case r[3] > 0:
+		d.RetryAfter = time.Duration(r[3]) * time.Microsecond
+		if l.blocked != nil {
+			now := l.mono()
+			l.blocked.remember(strings.Clone(k), cost, now, now+d.RetryAfter, now+d.ResetAfter)
+		}
+	}
+	l.decisions.Add(1)
+	return d, nil
+}
+
+// keyBuf is a buffer decideInProcess builds keys in.
+type keyBuf struct{ b []byte }
+
+var keyBufs = sync.Pool{New: func() any { return &keyBuf{b: make([]byte, 0, 128)} }}
+
+// put returns the buffer to the pool, unless a huge subject grew it.
+func (kb *keyBuf) put() {
+	if cap(kb.b) <= 1024 {
+		keyBufs.Put(kb)
+	}
 }
 
 // failGroup decides the items of one subject by their fail modes.
@@ -656,7 +800,7 @@ func (l *Limiter) refundGroups(ctx context.Context, items []item, order []int, g
 		cctx, cancel := l.withTimeout(ctx)
 		_, err := l.s.Eval(cctx, decideScript, keys, args...)
 		cancel()
-		l.stats.storeCalls.Add(1)
+		l.storeCalls.Add(1)
 		if err != nil {
 			l.stats.refundErrors.Add(1)
 			continue

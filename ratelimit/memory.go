@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,7 @@ func shardOf(key string) int { return int(maphash.String(memSeed, key) % memShar
 // later, never a wrong answer). No sweep takes a global lock.
 type blockedMemory struct {
 	perShard int
+	n        atomic.Int64 // entries, so that an empty memory costs a decision one load
 	shards   [memShards]struct {
 		mu sync.Mutex
 		m  map[string]blockEntry
@@ -51,6 +53,7 @@ func (b *blockedMemory) check(key string, cost int64, now time.Duration) (retry,
 	}
 	if now >= e.until {
 		delete(sh.m, key)
+		b.n.Add(-1)
 		return 0, 0, false
 	}
 	if cost < e.cost {
@@ -74,6 +77,7 @@ func (b *blockedMemory) remember(key string, cost int64, now, until, reset time.
 		for k, e := range sh.m {
 			if e.until <= now {
 				delete(sh.m, k)
+				b.n.Add(-1)
 			}
 		}
 		if len(sh.m) >= b.perShard {
@@ -81,12 +85,20 @@ func (b *blockedMemory) remember(key string, cost int64, now, until, reset time.
 		}
 	}
 	sh.m[key] = blockEntry{cost: cost, until: until, reset: reset}
+	b.n.Add(1)
 }
+
+// any reports whether the memory may hold an entry: when it does not, a
+// decision skips the hash and the shard lock of check.
+func (b *blockedMemory) any() bool { return b.n.Load() > 0 }
 
 func (b *blockedMemory) forget(key string) {
 	sh := &b.shards[shardOf(key)]
 	sh.mu.Lock()
-	delete(sh.m, key)
+	if _, ok := sh.m[key]; ok {
+		delete(sh.m, key)
+		b.n.Add(-1)
+	}
 	sh.mu.Unlock()
 }
 

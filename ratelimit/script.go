@@ -557,3 +557,44 @@ func msDecision(d *Decision, r, a, b, cost int64) bool {
 	}
 	return true
 }
+
+// gcraUpdate is gcraTakeGo (Args[3] 1: take) or decideGo's GCRA peek
+// (Args[3] 0) as a store.Int64Func, for stores that decide in process:
+// Args are T, tau, the cost, take and the burst (tau/T); the key holds the
+// TAT; Result is ok,
+// remaining, reset and retry (-1: never), all in µs, exactly what the
+// scripts return, and the write (the TAT with a TTL of the time until the
+// bucket is full again, in whole milliseconds rounded up) is theirs.
+// cost*T > tau is tested as cost > burst, without multiplying, so a huge
+// cost is "never" (as in Lua's doubles) instead of an overflow.
+func gcraUpdate(u store.Int64Update) store.Int64Update {
+	a, b, cost := u.Args[0], u.Args[1], u.Args[2]
+	now := u.Now.UnixMicro()
+	tat := now
+	if u.Found && u.Value > now {
+		tat = u.Value
+	}
+	used := tat - now
+	free := func() int64 {
+		if b > used {
+			return (b - used) / a
+		}
+		return 0
+	}
+	u.Op = store.Int64Keep
+	if cost > u.Args[4] {
+		u.Result = [4]int64{0, free(), used, -1}
+		return u
+	}
+	diff := used + cost*a
+	switch {
+	case diff > b:
+		u.Result = [4]int64{0, free(), used, diff - b}
+	case u.Args[3] == 1:
+		u.Op, u.New, u.TTL = store.Int64Set, now+diff, time.Duration((diff+999)/1000)*time.Millisecond
+		u.Result = [4]int64{1, (b - diff) / a, diff, 0}
+	default:
+		u.Result = [4]int64{1, free(), used, 0}
+	}
+	return u
+}

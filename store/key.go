@@ -34,18 +34,35 @@ var safeTab = func() (t [256]bool) {
 	return t
 }()
 
-// encodePart writes p encoded.
+// encodePart writes p encoded, copying the runs of bytes that need no
+// encoding whole.
 func encodePart(sb *strings.Builder, p string) {
+	run := 0 // start of the current run of safe bytes
 	for i := 0; i < len(p); i++ {
 		b := p[i]
 		if safeTab[b] {
-			sb.WriteByte(b)
 			continue
 		}
-		sb.WriteByte('%')
-		sb.WriteByte(hexUpper[b>>4])
-		sb.WriteByte(hexUpper[b&15])
+		sb.WriteString(p[run:i])
+		sb.Write([]byte{'%', hexUpper[b>>4], hexUpper[b&15]})
+		run = i + 1
 	}
+	sb.WriteString(p[run:])
+}
+
+// appendEncoded is encodePart for a byte slice.
+func appendEncoded(dst []byte, p string) []byte {
+	run := 0
+	for i := 0; i < len(p); i++ {
+		b := p[i]
+		if safeTab[b] {
+			continue
+		}
+		dst = append(dst, p[run:i]...)
+		dst = append(dst, '%', hexUpper[b>>4], hexUpper[b&15])
+		run = i + 1
+	}
+	return append(dst, p[run:]...)
 }
 
 func encodedLen(p string) int {
@@ -254,17 +271,25 @@ func shortKey(k string) string {
 }
 
 // crc16 is CRC-16/XMODEM (polynomial 0x1021, initial value 0), as Redis
-// Cluster uses.
+// Cluster uses, four bytes at a time (slicing by 4: every key of every call
+// goes through it, to find its slot).
 func crc16(s string) uint16 {
 	var crc uint16
+	for len(s) >= 4 {
+		t := crc ^ (uint16(s[0])<<8 | uint16(s[1]))
+		crc = crc16by4[3][t>>8] ^ crc16by4[2][t&0xff] ^ crc16by4[1][s[2]] ^ crc16by4[0][s[3]]
+		s = s[4:]
+	}
 	for i := 0; i < len(s); i++ {
-		crc = crc<<8 ^ crc16tab[byte(crc>>8)^s[i]]
+		crc = crc<<8 ^ crc16by4[0][byte(crc>>8)^s[i]]
 	}
 	return crc
 }
 
-var crc16tab = func() (t [256]uint16) {
-	for i := range t {
+// crc16by4[k][b] is the register after feeding byte b into a zero register,
+// then k zero bytes; crc16by4[0] is the classic byte table.
+var crc16by4 = func() (t [4][256]uint16) {
+	for i := range t[0] {
 		c := uint16(i) << 8
 		for range 8 {
 			if c&0x8000 != 0 {
@@ -273,7 +298,13 @@ var crc16tab = func() (t [256]uint16) {
 				c <<= 1
 			}
 		}
-		t[i] = c
+		t[0][i] = c
+	}
+	for k := 1; k < 4; k++ {
+		for i := range t[k] {
+			r := t[k-1][i]
+			t[k][i] = r<<8 ^ t[0][r>>8]
+		}
 	}
 	return t
 }()

@@ -38,6 +38,18 @@ func FuzzNamespaceKey(f *testing.F) {
 		}
 		// A tagged key's slot is the tag's, whatever the parts hold.
 		tk, err := ns.TaggedKey(a, b, c)
+		// TaggedKeyer builds the same key, or fails alike.
+		for _, n := range []store.Namespace{ns, {}} {
+			want, werr := n.TaggedKey(a, b, c)
+			got, gerr := n.TaggedKeyer(b, c).Key(a)
+			if got != want || (werr == nil) != (gerr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+				t.Fatalf("TaggedKeyer(%q, %q).Key(%q) = %q, %v; TaggedKey gives %q, %v", b, c, a, got, gerr, want, werr)
+			}
+			buf, aerr := n.TaggedKeyer(b, c).AppendKey([]byte("x"), a)
+			if string(buf) != "x"+want || (werr == nil) != (aerr == nil) || aerr != nil && aerr.Error() != werr.Error() {
+				t.Fatalf("TaggedKeyer(%q, %q).AppendKey(x, %q) = %q, %v; TaggedKey gives %q, %v", b, c, a, buf, aerr, want, werr)
+			}
+		}
 		if err == nil && store.Slot(tk) != store.Slot("{"+tagOf(t, tk)+"}") {
 			t.Fatalf("TaggedKey(%q, ...) = %q: slot not the tag's", a, tk)
 		}

@@ -30,8 +30,18 @@
 //     that contention a key may be evicted slightly out of LRU order; without
 //     it the order is exact.
 //   - Values are copied in and out.
+//   - UpdateInt64 (store.Int64Updater) changes an integer key with a Go
+//     function under its shard lock, without a script: the integer is kept
+//     typed, its decimal string (which every other call reads) is written
+//     when first read, and an existing or expired key is rewritten in
+//     place, so an update allocates nothing. It sweeps its shard only when
+//     it adds a key.
+//   - The machine's clock is read as time.Now at New plus the monotonic
+//     time since (one clock read per call instead of two; it follows the
+//     system clock's slewing but not a step made after New).
 //   - A call that waits for a shard another call holds (a long script body)
-//     parks on a channel, never spinning, and stops waiting when its context
+//     parks on a channel after a few reads of the lock (a spin of well
+//     under a microsecond, for the common hold of one key's update), and stops waiting when its context
 //     is done: a passed deadline returns an error that is both
 //     store.ErrUnavailable and context.DeadlineExceeded (as a Redis driver's
 //     call to a busy server does), a cancellation context.Canceled. Close
@@ -61,10 +71,25 @@ import (
 // Clock is where the store reads time.
 type Clock interface{ Now() time.Time }
 
-type systemClock struct{}
+// systemClock is the machine's clock as time.Now read once, at New, plus
+// the monotonic time since: one clock read per call where time.Now makes
+// two (on a virtual machine a clock read is a visible share of a small
+// call), and a clock that never goes backwards. The system clock's slewing
+// (NTP) changes the monotonic clock's rate alike; a step of the system
+// clock after New is not followed.
+type systemClock struct {
+	base     time.Time // with its monotonic reading
+	baseNano int64     // base in Unix nanoseconds
+}
 
-// Now returns the machine's time.
-func (systemClock) Now() time.Time { return time.Now() }
+func newSystemClock() systemClock {
+	now := time.Now()
+	return systemClock{base: now, baseNano: now.UnixNano()}
+}
+
+// Now returns the machine's time (without a monotonic reading: the store
+// compares and adds times, which is cheaper without).
+func (c systemClock) Now() time.Time { return time.Unix(0, c.baseNano+int64(time.Since(c.base))) }
 
 // FakeClock is a Clock that moves only when told to. It is safe for
 // concurrent use.
@@ -128,7 +153,11 @@ const (
 )
 
 type entry struct {
-	kind     kind
+	kind kind
+	// num caches str read as UpdateInt64 reads integers (numUnknown until
+	// then); only UpdateInt64 sets it, and writes str and num together.
+	numState numState
+	num      int64
 	str      []byte
 	hash     map[string][]byte
 	expireAt time.Time     // zero: no expiry
@@ -137,6 +166,9 @@ type entry struct {
 
 func (e *entry) size(key string) int64 {
 	n := int64(len(key) + EntryOverhead + len(e.str))
+	if e.hash == nil {
+		return n // ranging over a nil map still starts an iterator
+	}
 	for f, v := range e.hash {
 		n += int64(len(f) + len(v))
 	}
@@ -162,9 +194,39 @@ type ctxMutex struct {
 
 func newCtxMutex() ctxMutex { return ctxMutex{wake: make(chan struct{}, 1)} }
 
+// spinTries is how many times a caller that finds the mutex held reads it
+// again before it parks: most holds last well under a microsecond (one
+// key's update), and parking and waking cost microseconds, so a caller
+// that finds the mutex held by a call running on another core waits a
+// little first, as sync.Mutex does. A long hold (a long script body)
+// still parks its waiters after that.
+const spinTries = 64
+
+// spin tries to take the mutex for a short while and reports whether it
+// did. (On one processor the holder cannot run meanwhile: the spin is then
+// a few wasted reads before parking.)
+func (m *ctxMutex) spin() bool {
+	for range spinTries {
+		if !m.held.Load() && m.held.CompareAndSwap(false, true) {
+			return true
+		}
+	}
+	return false
+}
+
 // lock takes the mutex, or gives up when ctx is done (see waitErr) or
 // closing is closed (store.ErrClosed).
 func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
+	return m.lockUntil(ctx, closing, nil, 0)
+}
+
+// lockUntil is lock that also gives up when expire (nil: never) is closed,
+// with an error that is store.ErrUnavailable and context.DeadlineExceeded:
+// the caller's bound on the wait, wait (for the message).
+func (m *ctxMutex) lockUntil(ctx context.Context, closing, expire <-chan struct{}, wait time.Duration) error {
+	if m.spin() {
+		return nil
+	}
 	for {
 		if m.held.CompareAndSwap(false, true) {
 			return nil
@@ -178,10 +240,17 @@ func (m *ctxMutex) lock(ctx context.Context, closing <-chan struct{}) error {
 		select {
 		case <-m.wake:
 			m.waiters.Add(-1)
+			if m.spin() {
+				return nil
+			}
 		case <-ctx.Done():
 			m.waiters.Add(-1)
 			m.passWake() // a wake meant for this waiter goes to the next
 			return waitErr(ctx)
+		case <-expire:
+			m.waiters.Add(-1)
+			m.passWake()
+			return fmt.Errorf("%w: memstore: waited %v for a shard another call holds: %w", store.ErrUnavailable, wait, context.DeadlineExceeded)
 		case <-closing:
 			m.waiters.Add(-1)
 			m.passWake()
@@ -227,24 +296,57 @@ func waitErr(ctx context.Context) error {
 	return fmt.Errorf("%w: memstore: waiting for a shard another call holds: %w", store.ErrUnavailable, err)
 }
 
+// lruList is a list.List that can tell, without its lock, whether an
+// element is its last (the most recently used key): touching the key that
+// was used last, a hot key's common case, then takes no lock over the
+// whole store.
+type lruList struct {
+	l    list.List
+	back atomic.Pointer[list.Element] // l.Back(), stored under lruMu
+}
+
+func (q *lruList) Init()                       { q.l.Init() }
+func (q *lruList) Front() *list.Element        { return q.l.Front() }
+func (q *lruList) isBack(e *list.Element) bool { return q.back.Load() == e }
+
+func (q *lruList) PushBack(v any) *list.Element {
+	e := q.l.PushBack(v)
+	q.back.Store(e)
+	return e
+}
+
+func (q *lruList) MoveToBack(e *list.Element) {
+	q.l.MoveToBack(e)
+	q.back.Store(e)
+}
+
+func (q *lruList) Remove(e *list.Element) {
+	q.l.Remove(e)
+	q.back.Store(q.l.Back())
+}
+
 // lruItem is what Store.lru holds: where to find a key with a TTL.
 type lruItem struct {
 	shard *shard
 	key   string
 }
 
-// Store is the in-memory driver. It implements store.Store, store.Scanner
-// and store.StatsReporter. It is safe for concurrent use.
+// Store is the in-memory driver. It implements store.Store, store.Scanner,
+// store.StatsReporter, store.UsageReporter and store.Int64Updater. It is
+// safe for concurrent use.
 type Store struct {
 	shards     [shardCount]shard
 	closing    chan struct{} // closed by Close: calls waiting for a shard give up
 	clock      Clock
 	maxEntries int64
 	maxBytes   int64
+	capped     bool // maxEntries or maxBytes set: keys with a TTL are kept in LRU order for eviction
 
-	// capMu is held for every change to keys and bytes together with the
-	// change to the data and the LRU list it counts, so that making room
-	// sees them agree, and checks, evicts and adds in one step.
+	// capMu is held, in a capped store, for every change to keys and bytes
+	// together with the change to the data and the LRU list it counts, so
+	// that making room sees them agree, and checks, evicts and adds in one
+	// step. A store without a cap keeps no LRU list and takes neither
+	// capMu nor lruMu.
 	capMu sync.Mutex
 	keys  atomic.Int64
 	bytes atomic.Int64
@@ -252,7 +354,9 @@ type Store struct {
 	// Lock order: a shard, capMu, lruMu, then other shards with TryLock only.
 	// No call waits for a shard while it holds another.
 	lruMu sync.Mutex
-	lru   list.List // keys with a TTL, least recently used at the front
+	lru   lruList // keys with a TTL, least recently used at the front
+
+	waitEnd atomic.Pointer[waitDeadline] // see waitUntil
 
 	g         drivercore.Gate // closed flag, counters, the checks every call starts with
 	evictions atomic.Uint64
@@ -271,8 +375,9 @@ func New(opts *Options) *Store {
 		opts = &Options{}
 	}
 	s := &Store{clock: opts.Clock, maxEntries: int64(opts.MaxEntries), maxBytes: opts.MaxBytes, closing: make(chan struct{})}
+	s.capped = s.maxEntries != 0 || s.maxBytes != 0
 	if s.clock == nil {
-		s.clock = systemClock{}
+		s.clock = newSystemClock()
 	}
 	for i := range s.shards {
 		s.shards[i].data = map[string]*entry{}
@@ -512,6 +617,10 @@ func expired(e *entry, now time.Time) bool {
 // removeLocked deletes key from sh (whose lock the caller holds) and
 // accounts for it.
 func (s *Store) removeLocked(sh *shard, key string, e *entry) {
+	if !s.capped {
+		s.dropLocked(sh, key, e) // nothing to keep in step with eviction
+		return
+	}
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	s.dropLocked(sh, key, e)
@@ -543,8 +652,8 @@ func (s *Store) evict(sh *shard, key string, e *entry, now time.Time) {
 
 // touch marks e, a key with a TTL, as just used.
 func (s *Store) touch(e *entry) {
-	if e.lru == nil {
-		return
+	if e.lru == nil || s.lru.isBack(e.lru) {
+		return // no TTL, or already the most recently used: a hot key takes no global lock
 	}
 	s.lruMu.Lock()
 	s.lru.MoveToBack(e.lru)
@@ -562,6 +671,14 @@ var errBusy = errors.New("memstore: an eviction victim's shard is busy")
 // shard another call holds. The caller holds own's lock. apply runs in the
 // same step, so that no call sees the keys counted but not yet evictable.
 func (s *Store) makeRoom(own *shard, keep []string, dKeys, dBytes int64, now time.Time, apply func()) error {
+	if !s.capped {
+		// Without a cap there is no room to make: the counters are atomic,
+		// and no lock over the whole store is taken.
+		s.keys.Add(dKeys)
+		s.bytes.Add(dBytes)
+		apply()
+		return nil
+	}
 	s.capMu.Lock()
 	defer s.capMu.Unlock()
 	keys, bytes := s.keys.Load(), s.bytes.Load()

@@ -54,6 +54,7 @@ func (v *view) lookup(key string) (*entry, error) {
 		return nil, nil
 	}
 	v.s.touch(e)
+	e.materialize()
 	return e, nil
 }
 
@@ -355,6 +356,17 @@ func (v *view) commit() error {
 
 // apply writes the overlay into the shard and keeps the LRU list in step.
 func (v *view) apply() {
+	if !v.s.capped {
+		// No cap, no eviction: no LRU list to keep.
+		for _, k := range v.order {
+			if neu := v.writes[k]; neu == nil {
+				delete(v.sh.data, k)
+			} else {
+				v.sh.data[k] = neu
+			}
+		}
+		return
+	}
 	v.s.lruMu.Lock()
 	defer v.s.lruMu.Unlock()
 	for _, k := range v.order {
@@ -384,16 +396,4 @@ func (v *view) apply() {
 
 // sweep removes up to sweepLimit expired keys of the shard: incremental
 // expiry, so keys nobody reads again do not stay forever.
-func (v *view) sweep() {
-	n := 0
-	for k, e := range v.sh.data {
-		if n == sweepLimit {
-			return
-		}
-		n++
-		if expired(e, v.now) {
-			v.s.removeLocked(v.sh, k, e)
-			v.s.expired.Add(1)
-		}
-	}
-}
+func (v *view) sweep() { v.s.sweep(v.sh, v.now) }
