@@ -476,7 +476,9 @@ func takeArgs(name string, keys, args []string) (a, b, cost int64, err error) {
 // millisecond, which such a policy needs. A key in the other state (a TAT
 // in microseconds, written by decideLua) is read by its PTTL too: its TTL
 // was rounded up, so the bucket looks at most a millisecond fuller than it
-// is, never emptier. decideLua reads an empty value as this state.
+// is, never emptier; so is a foreign value, whose TTL counts as used time
+// (the TIME script would read it as an empty bucket). decideLua reads an
+// empty value as this state.
 //
 // ARGV: interval T and tau in milliseconds, cost.
 const gcraTakeMsLua = `
