@@ -253,14 +253,18 @@ func BenchmarkDecisionVsFloor(b *testing.B) {
 	b.ReportMetric(n/td.Seconds(), "decisions/s")
 }
 
-// cannedStore answers every Eval at once with an admit. It embeds the
+// cannedStore answers every Eval at once with an admit, in the result
+// layout of the script asked for. It embeds the
 // store.Store interface, not *memstore.Store, so that it does not offer
 // the memory driver's store.Int64Updater: the limiter runs its script path.
 type cannedStore struct{ store.Store }
 
 var canned = store.ArrayValue(store.IntValue(1), store.IntValue(1), store.IntValue(5), store.IntValue(100), store.IntValue(0))
 
-func (cannedStore) Eval(context.Context, *store.Script, []string, ...string) (store.Value, error) {
+func (cannedStore) Eval(_ context.Context, sc *store.Script, _ []string, _ ...string) (store.Value, error) {
+	if sc == ratelimit.GCRATakeMsScript() {
+		return store.IntValue(100), nil // admitted; 100 ms of the bucket used
+	}
 	return canned, nil
 }
 
