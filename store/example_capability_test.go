@@ -43,3 +43,33 @@ func ExampleCapability() {
 	// 2075.5 plain read
 	// [scan stats usage]
 }
+
+// bytesOnly is a CachedReader without the string form, as a third-party
+// driver (or a wrapper that traces GetCached) may be: it reads from s.
+type bytesOnly struct{ s store.Store }
+
+func (b bytesOnly) GetCached(ctx context.Context, key string, _ time.Duration) ([]byte, error) {
+	return b.s.Get(ctx, key)
+}
+
+// A layer that decodes what it reads, and keeps none of the bytes, asks
+// once for the string form of the CachedReader it found: rueidis's answers
+// a hit with the cache's own memory (no copy); any other reader is adapted,
+// at the cost of the copy GetCached makes anyway.
+func ExampleCachedStrings() {
+	s := memstore.New(nil)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Set(ctx, "karat:gold-price", []byte("2075.5"), time.Minute); err != nil {
+		panic(err)
+	}
+	var cr store.CachedReader = bytesOnly{s}
+	sr := store.CachedStrings(cr) // once, where cr is found
+	v, err := sr.GetCachedString(ctx, "karat:gold-price", time.Second)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(v)
+	// Output:
+	// 2075.5
+}
