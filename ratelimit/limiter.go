@@ -298,6 +298,17 @@ func (l *Limiter) Peek(ctx context.Context, p Policy, key string, cost int64) (D
 // the reservations are refunded when a later key denies (see the package
 // doc for what a crash in between does).
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) (Decision, []Decision, error) {
+	if len(reqs) == 1 && l.upd != nil && reqs[0].Policy.Algorithm == GCRA && reqs[0].Cost >= 0 {
+		// One GCRA request (the middleware's usual case) on a store that
+		// decides in process: Allow's path, not the script.
+		cost := max(reqs[0].Cost, 1)
+		d, err := l.decideInProcess(ctx, reqs[0].Policy, reqs[0].Key, cost, true)
+		if err != nil {
+			return Decision{}, nil, err
+		}
+		ds := []Decision{d}
+		return Overall(ds), ds, nil
+	}
 	ds, err := l.decide(ctx, reqs, modeTake, nil)
 	if err != nil {
 		return Decision{}, nil, err
