@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/karat-go/karat/internal/shardcount"
 	"github.com/karat-go/karat/store"
 )
 
@@ -73,7 +74,7 @@ type Limiter struct {
 
 	// Counted on every decision: sharded, so that cores do not fight over
 	// one cache line.
-	decisions, storeCalls counter
+	decisions, storeCalls shardcount.Counter
 	stats                 struct {
 		blockedHits, failedOpen, failedClosed, failedLocal, refunds, refundErrors atomic.Uint64
 	}
