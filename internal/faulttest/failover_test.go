@@ -58,10 +58,18 @@ func allValid(t *testing.T, st *stack, toks []string, limit time.Duration) time.
 	return time.Since(start)
 }
 
-// waitSentinelSwitch polls until the sentinel names the replica as the
+// sentinelFailover fails sn's primary over, "planned" (SENTINEL FAILOVER)
+// or "killed" (kill -9), polls until the sentinel names the replica as the
 // primary (the switch is done), and returns when it did.
-func waitSentinelSwitch(t *testing.T, sn *redistest.FailoverSentinel) time.Time {
+func sentinelFailover(t *testing.T, sn *redistest.FailoverSentinel, how string) time.Time {
 	t.Helper()
+	if how == "planned" {
+		if r, err := redistest.Do(sn.Sentinel, "SENTINEL", "FAILOVER", sn.MasterName); err != nil || r != "OK" {
+			t.Fatalf("SENTINEL FAILOVER: %v %v", r, err)
+		}
+	} else {
+		sn.Primary.Kill()
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		a, err := sn.MasterAddr()
@@ -267,14 +275,7 @@ func TestSentinelFailover(t *testing.T) {
 				time.Sleep(200 * time.Millisecond) // traffic before the fault (not synchronisation)
 
 				start := time.Now()
-				if how == "planned" {
-					if r, err := redistest.Do(sn.Sentinel, "SENTINEL", "FAILOVER", sn.MasterName); err != nil || r != "OK" {
-						t.Fatalf("SENTINEL FAILOVER: %v %v", r, err)
-					}
-				} else {
-					sn.Primary.Kill()
-				}
-				switched := waitSentinelSwitch(t, sn)
+				switched := sentinelFailover(t, sn, how)
 				took := st.waitRecovered(t, recoveryBound)
 				valid := allValid(t, st, toks, recoveryBound-took)
 				figure(t, "sentinel %s failover: new primary named %v after the start; layers back %v after; all %d sessions valid %v after that",

@@ -356,14 +356,7 @@ func TestServeSentinelFailover(t *testing.T) {
 
 				fr.rz.take()
 				start := time.Now()
-				if how == "planned" {
-					if r, err := redistest.Do(sn.Sentinel, "SENTINEL", "FAILOVER", sn.MasterName); err != nil || r != "OK" {
-						t.Fatalf("SENTINEL FAILOVER: %v %v", r, err)
-					}
-				} else {
-					sn.Primary.Kill()
-				}
-				switched := waitSentinelSwitch(t, sn)
+				switched := sentinelFailover(t, sn, how)
 				readyAt, serviceAt, validAt := fr.recovered(t, switched)
 				up, down, firstDown := fr.rz.take()
 				if how == "killed" {
