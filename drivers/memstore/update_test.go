@@ -144,7 +144,14 @@ func TestUpdateInt64Semantics(t *testing.T) {
 }
 
 func TestDecimalLen(t *testing.T) {
-	for _, v := range []int64{0, 1, 9, 10, 99, 100, -1, -9, -10, 1<<63 - 1, -1 << 63, 1_700_000_000_000_000, -123456789} {
+	vs := []int64{0, 1, 9, 10, 99, 100, -1, -9, -10, 1<<63 - 1, -1 << 63, 1_700_000_000_000_000, -123456789}
+	for p := int64(1); p <= 1e18; p *= 10 { // every edge between two lengths
+		vs = append(vs, p-1, p, p+1, -p+1, -p, -p-1)
+	}
+	for i := range 63 { // and every bit length
+		vs = append(vs, 1<<i, 1<<i-1, -(1 << i))
+	}
+	for _, v := range vs {
 		if got, want := decimalLen(v), len(strconv.FormatInt(v, 10)); got != want {
 			t.Errorf("decimalLen(%d) = %d, want %d", v, got, want)
 		}
