@@ -326,7 +326,10 @@ func TestBrowserClerkRefusedDashboard(t *testing.T) {
 	for range 5 {
 		owner.must(
 			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.dataset.old = "1", true`))
+				// Mark the page as old, so that the wait below is for the next
+				// one. Between two documents (a reload under way) there is no
+				// documentElement to mark, and what comes next is new anyway.
+				_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.documentElement && (document.documentElement.dataset.old = "1"), true)`))
 				return err
 			}),
 			chromedp.WaitReady(chromedp.CSS("html:not([data-old]) #sessions-live")),
