@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/karat-go/karat/internal/besteffort"
 	"github.com/karat-go/karat/store"
 )
 
@@ -682,8 +683,17 @@ func (c *Cache[T]) acquire(ctx context.Context, k keys, token string) (won bool,
 	return won, raw, gens, nil
 }
 
+// release gives the lease back: within StoreTimeout (when set) and the
+// caller's deadline, or in the background when those pass (see
+// besteffort.Do), so that a stalled store holds no caller; a lease not
+// given back expires with LeaseTTL.
 func (c *Cache[T]) release(ctx context.Context, k keys, token string) {
-	_, _ = c.s.Eval(context.WithoutCancel(ctx), ReleaseScript, []string{k.lease}, token)
+	ctx, cancel := c.storeCtx(ctx)
+	defer cancel()
+	besteffort.Do(ctx, func(ctx context.Context) error {
+		_, err := c.s.Eval(ctx, ReleaseScript, []string{k.lease}, token)
+		return err
+	})
 }
 
 // fallbackKey marks the context of a loader called by fallbackShared.

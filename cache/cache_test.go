@@ -10,6 +10,7 @@ import (
 
 	"github.com/karat-go/karat/cache"
 	"github.com/karat-go/karat/drivers/memstore"
+	"github.com/karat-go/karat/store"
 )
 
 func TestNewRefusesBadPolicies(t *testing.T) {
@@ -187,5 +188,66 @@ func TestIsFallbackTellsTheLoader(t *testing.T) {
 	}
 	if cache.IsFallback(ctx) {
 		t.Error("IsFallback on a plain context")
+	}
+}
+
+// releaseStaller is a memory store that, once stalled, hangs the lease's
+// release script until the call's context is done. A release made without
+// a deadline would wait for ever on a stalled Redis: it is counted, and let
+// go after a while so that the test can say so.
+type releaseStaller struct {
+	store.Store
+	stalled   atomic.Bool
+	unbounded atomic.Int64
+}
+
+func (s *releaseStaller) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
+	if sc != cache.ReleaseScript || !s.stalled.Load() {
+		return s.Store.Eval(ctx, sc, keys, args...)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		s.unbounded.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(3 * time.Second):
+			return store.Value{}, store.ErrUnavailable
+		}
+	}
+	<-ctx.Done()
+	return store.Value{}, store.ErrUnavailable
+}
+
+// TestLeaseReleaseKeepsTheDeadline: a load that fails gives its lease back,
+// and when the store stalls at that moment, GetOrLoad still returns with
+// the loader's error once StoreTimeout has passed, well before its
+// caller's deadline; the release gets a deadline of its own (before, it
+// ran detached from every deadline and the caller waited for the stall to
+// end).
+func TestLeaseReleaseKeepsTheDeadline(t *testing.T) {
+	s := &releaseStaller{Store: memstore.New(nil)}
+	defer s.Close()
+	c, _ := cache.New(s, cache.Policy{Name: "p", TTL: time.Hour}, &cache.Options[string]{StoreTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	boom := errors.New("the data source failed")
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.GetOrLoad(ctx, "t", "k", func(context.Context) (string, error) {
+			s.stalled.Store(true)
+			return "", boom
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, boom) {
+			t.Errorf("GetOrLoad: %v, want the loader's error", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("GetOrLoad whose lease release stalled did not return within 2 s (deadline 1 s)")
+		<-done
+	}
+	if n := s.unbounded.Load(); n > 0 {
+		t.Errorf("%d lease releases without a deadline", n)
 	}
 }

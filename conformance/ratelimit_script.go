@@ -174,17 +174,29 @@ func testRLScriptBodiesAgree(e *env) {
 
 	// The hot path of whole-millisecond policies: the TAT is the key's
 	// expiry (its PTTL, on the server's clock) and the value is empty.
-	// ARGV interval, tau in ms, cost: 100 ms, burst 10.
-	gm := func(cost string) []string { return []string{"100", "1000", cost} }
+	// ARGV interval, tau in ms, cost: 100 ms, burst 10. Without a settable
+	// clock the PTTL runs down between the setup and each body's run (more
+	// than 50 ms was seen on a loaded CI machine, which turned a denial
+	// 50 ms from the edge into an admission): there every time is scaled
+	// by 1000 (100 s, burst 10), so that no setup is within seconds of an
+	// edge.
+	k := int64(1)
+	if !exact {
+		k = 1000
+	}
+	msd := func(ms int64) time.Duration { return time.Duration(ms*k) * time.Millisecond }
+	gm := func(cost string) []string {
+		return []string{strconv.FormatInt(100*k, 10), strconv.FormatInt(1000*k, 10), cost}
+	}
 	empty := func(int64) string { return "" }
 	ms := []ScriptCase{
 		{Name: "ms-fresh", Keys: one, Args: gm("1")},
 		{Name: "ms-never", Keys: one, Args: gm("11")},
 		{Name: "ms-huge-cost", Keys: one, Args: gm("9223372036854775807")},
-		{Name: "ms-existing", Keys: one, Args: gm("3"), Setup: rlSet(0, 500*time.Millisecond, empty)},
-		{Name: "ms-deny", Keys: one, Args: gm("1"), Setup: rlSet(0, 950*time.Millisecond, empty)},
-		{Name: "ms-deny-cost", Keys: one, Args: gm("6"), Setup: rlSet(0, 600*time.Millisecond, empty)},
-		{Name: "ms-never-when-full", Keys: one, Args: gm("12"), Setup: rlSet(0, 950*time.Millisecond, empty)},
+		{Name: "ms-existing", Keys: one, Args: gm("3"), Setup: rlSet(0, msd(500), empty)},
+		{Name: "ms-deny", Keys: one, Args: gm("1"), Setup: rlSet(0, msd(950), empty)},
+		{Name: "ms-deny-cost", Keys: one, Args: gm("6"), Setup: rlSet(0, msd(600), empty)},
+		{Name: "ms-never-when-full", Keys: one, Args: gm("12"), Setup: rlSet(0, msd(950), empty)},
 		// A key without expiry counts as an empty bucket, as PTTL's -1.
 		{Name: "ms-no-expiry", Keys: one, Args: gm("1"), Setup: rlSet(0, 0, empty)},
 		{Name: "ms-wrong-type", Keys: one, Args: gm("1"),
@@ -209,15 +221,16 @@ func testRLScriptBodiesAgree(e *env) {
 	}
 	CheckScript(e.t, e.h, ratelimit.GCRATakeMsScript(), ms)
 	// The general script reads the empty state: take, peek and refund.
+	gs := []string{"g", strconv.FormatInt(100_000*k, 10), strconv.FormatInt(1_000_000*k, 10)}
 	msState := []ScriptCase{
-		{Name: "decide-ms-state-deny", Keys: one, Args: args("t", with(g, "1")), Setup: rlSet(0, 950*time.Millisecond, empty)},
-		{Name: "decide-ms-state-peek", Keys: one, Args: args("p", with(g, "2")), Setup: rlSet(0, 300*time.Millisecond, empty)},
+		{Name: "decide-ms-state-deny", Keys: one, Args: args("t", with(gs, "1")), Setup: rlSet(0, msd(950), empty)},
+		{Name: "decide-ms-state-peek", Keys: one, Args: args("p", with(gs, "2")), Setup: rlSet(0, msd(300), empty)},
 	}
 	if exact {
 		// These write a TAT, a time: equal only when both clocks are set.
 		msState = append(msState,
-			ScriptCase{Name: "decide-ms-state-take", Keys: one, Args: args("t", with(g, "3")), Setup: rlSet(0, 500*time.Millisecond, empty)},
-			ScriptCase{Name: "decide-ms-state-refund", Keys: one, Args: args("r", with(g, "2")), Setup: rlSet(0, 300*time.Millisecond, empty)},
+			ScriptCase{Name: "decide-ms-state-take", Keys: one, Args: args("t", with(g, "3")), Setup: rlSet(0, msd(500), empty)},
+			ScriptCase{Name: "decide-ms-state-refund", Keys: one, Args: args("r", with(g, "2")), Setup: rlSet(0, msd(300), empty)},
 		)
 	} else {
 		for i := range msState {

@@ -221,15 +221,20 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	// One store budget (StoreTimeout) for everything after the password
+	// check: giving back the reservation and creating the session. A store
+	// that swallowed the first call's deadline does not get a second one,
+	// so a login with the store away answers within LimitTimeout +
+	// StoreTimeout plus the password hash.
+	ctx, cancel := a.storeCtx(r.Context())
+	defer cancel()
 	// Give back the reservation: successful logins use no quota.
-	rctx, cancel := a.storeCtx(r.Context())
-	if err := a.limiter.Reset(rctx, a.pol.Login, limitKey); err != nil {
+	if err := a.limiter.Reset(ctx, a.pol.Login, limitKey); err != nil {
 		a.log.Warn("login: could not give back the login reservation", "err", err.Error())
-	} else if d, err := a.limiter.Peek(rctx, a.pol.Login, limitKey, 1); err == nil {
+	} else if d, err := a.limiter.Peek(ctx, a.pol.Login, limitKey, 1); err == nil {
 		// The headers show the count after the reset, not the reservation.
 		a.replaceDecision(r, a.pol.Login.Name, d)
 	}
-	cancel()
 
 	data := SessionData{Role: user.Role, Email: user.Email, Name: user.Name}
 	device := in.Device
@@ -241,8 +246,6 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 		ua = ua[:512]
 	}
 	ip, _ := a.clientIP.Addr(r)
-	ctx, cancel := a.storeCtx(r.Context())
-	defer cancel()
 	var (
 		token string
 		sess  *session.Session

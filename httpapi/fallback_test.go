@@ -137,3 +137,98 @@ func TestCacheRoutesFallBackToTheLoader(t *testing.T) {
 		})
 	}
 }
+
+// stallAfterLimit is a memory store that stalls (until the call's deadline,
+// then store.ErrUnavailable) every call made after a login's rate-limit
+// decision: the give-back of the reservation (a Delete) and every call on
+// a session key. The decision itself (an Eval on a rate-limit key) goes
+// through: the store went away between the two. A call without a deadline
+// would hang for ever on a stalled Redis: it is counted, and let go after
+// unboundedWait so that the test can say so.
+type stallAfterLimit struct {
+	store.Store
+	stalls    atomic.Int64
+	unbounded atomic.Int64
+}
+
+const unboundedWait = 5 * time.Second
+
+func (s *stallAfterLimit) stall(ctx context.Context) error {
+	s.stalls.Add(1)
+	if _, ok := ctx.Deadline(); !ok {
+		s.unbounded.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(unboundedWait):
+			return fmt.Errorf("%w: test: a call without a deadline, let go", store.ErrUnavailable)
+		}
+	}
+	<-ctx.Done()
+	return fmt.Errorf("%w: %w", store.ErrUnavailable, ctx.Err())
+}
+
+func (s *stallAfterLimit) Delete(ctx context.Context, keys ...string) (int64, error) {
+	return 0, s.stall(ctx)
+}
+
+func (s *stallAfterLimit) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
+	for _, k := range keys {
+		if strings.HasPrefix(k, "karat:session") {
+			return store.Value{}, s.stall(ctx)
+		}
+	}
+	return s.Store.Eval(ctx, sc, keys, args...)
+}
+
+// TestLoginStoreBudget: a login whose store goes away after its rate-limit
+// decision answers 503 within one StoreTimeout for all that follows the
+// password check (giving back the reservation, then creating the
+// session), and no store call it makes, cleanups included, goes without a
+// deadline. CI saw a stalled login take 2.4 s on rueidis: the failed
+// create's cleanup (deleting the new token's pointer) ran detached from
+// every deadline and waited for the stall to end.
+func TestLoginStoreBudget(t *testing.T) {
+	s := &stallAfterLimit{Store: memstore.New(nil)}
+	defer s.Close()
+	users, err := demo.NewUsers("budget password", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = time.Second
+	api, err := httpapi.New(s, users, demo.NewCatalogue(&demo.CatalogueOptions{Delay: 0}), &httpapi.Options{
+		SessionSecrets: [][]byte{[]byte("a budget test secret of 32 bytes or more")},
+		StoreTimeout:   timeout,
+		LimitTimeout:   timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	api.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	start := time.Now()
+	res, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(
+		`{"tenant":"tehran-gold","email":"owner@tehran-gold.test","password":"budget password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	took := time.Since(start)
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("login with the store gone after the decision: %d, want 503", res.StatusCode)
+	}
+	if s.stalls.Load() == 0 {
+		t.Fatal("no store call stalled: the test tested nothing")
+	}
+	if n := s.unbounded.Load(); n > 0 {
+		t.Errorf("%d store calls made without a deadline: each would wait for a stalled Redis to come back", n)
+	}
+	// A budget per call (the give-back, then the create) would take at
+	// least 2 s; one takes 1 s plus the request's own work.
+	if took >= 2*timeout-100*time.Millisecond {
+		t.Errorf("login took %v with StoreTimeout %v: more than one store budget after the password check", took, timeout)
+	}
+	t.Logf("login answered 503 in %v (StoreTimeout %v)", took.Round(time.Millisecond), timeout)
+}

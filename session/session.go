@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/karat-go/karat/internal/besteffort"
 	"github.com/karat-go/karat/internal/sessionrec"
 	"github.com/karat-go/karat/store"
 )
@@ -433,7 +434,7 @@ func (m *Manager) Create(ctx context.Context, user, tenant string, meta Meta) (s
 	_, err = m.s.Eval(ctx, sessionrec.Create, []string{sh.rec + id, idx, sh.live, sh.counters},
 		r.Encode(), id, strconv.FormatInt(now, 10), strconv.FormatInt(r.Deadline(), 10), user)
 	if err != nil {
-		_, _ = m.s.Delete(context.WithoutCancel(ctx), ptr)
+		m.deleteAfter(ctx, ptr)
 		return "", nil, scriptErr("create", err)
 	}
 	return tok, m.session(&r, false), nil
@@ -643,7 +644,7 @@ func (m *Manager) Rotate(ctx context.Context, token string) (string, *Session, e
 	v, err := m.s.Eval(ctx, sessionrec.Rotate, []string{rec},
 		string(res.hash[:]), string(nh[:]), strconv.FormatInt(now, 10), strconv.FormatInt(m.grace, 10))
 	if err != nil {
-		_, _ = m.s.Delete(context.WithoutCancel(ctx), nptr)
+		m.deleteAfter(ctx, nptr)
 		return "", nil, scriptErr("rotate", err)
 	}
 	nr, ok := sessionrec.Decode(string(v.Bytes))
@@ -707,7 +708,7 @@ func (m *Manager) revokeOne(ctx context.Context, user, id, mode, who string) err
 // It is best effort: a pointer left behind names a record that is gone (or
 // no longer accepts it) and expires with the absolute timeout.
 func (m *Manager) dropPointers(ctx context.Context, hashes []store.Value) {
-	ctx = context.WithoutCancel(ctx)
+	keys := make([]string, 0, len(hashes))
 	for _, h := range hashes {
 		if len(h.Bytes) == 0 {
 			continue
@@ -717,8 +718,26 @@ func (m *Manager) dropPointers(ctx context.Context, hashes []store.Value) {
 			copy(k[:], h.Bytes)
 			m.ptrs.drop(&k)
 		}
-		_, _ = m.s.Delete(ctx, m.ptrKeyOf(string(h.Bytes)))
+		keys = append(keys, m.ptrKeyOf(string(h.Bytes)))
 	}
+	if len(keys) > 0 {
+		m.deleteAfter(ctx, keys...)
+	}
+}
+
+// deleteAfter deletes keys (each on its own: they may be in different
+// slots) as a cleanup: within ctx's deadline, or in the background bounded
+// by besteffort.Timeout when ctx is done (see besteffort.Do).
+func (m *Manager) deleteAfter(ctx context.Context, keys ...string) {
+	besteffort.Do(ctx, func(ctx context.Context) error {
+		var first error
+		for _, k := range keys {
+			if _, err := m.s.Delete(ctx, k); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	})
 }
 
 // RevokeOthers ends every session of user except the one keepToken names
