@@ -58,10 +58,12 @@ type Options[T any] struct {
 	// apart from any one caller's context (each caller still returns at its
 	// own deadline): 0 means 30 s.
 	LoadTimeout time.Duration
-	// StoreTimeout, when > 0, bounds each store call GetOrLoad and Get make,
-	// so that a FallbackToLoader policy has time left to load before the
-	// caller's deadline when the store stalls. 0 relies on the caller's
-	// context alone.
+	// StoreTimeout, when > 0, bounds each store call GetOrLoad and Get make
+	// (the lookup, each try for the lease, storing the loaded value, giving
+	// the lease back), so that a FallbackToLoader policy has time left to
+	// load before the caller's deadline when the store stalls, and a value
+	// loaded just before a stall is answered without waiting on storing it.
+	// 0 relies on the caller's context (and LoadTimeout) alone.
 	StoreTimeout time.Duration
 	// Clock is the cache's time (freshness, stale windows, early refresh);
 	// nil means time.Now. Key expiry is the store's.
@@ -663,6 +665,8 @@ func (c *Cache[T]) loadShared(ctx context.Context, k keys, load Loader[T], once 
 // (nil when missing) and the current generations.
 func (c *Cache[T]) acquire(ctx context.Context, k keys, token string) (won bool, raw []byte, gens []int64, err error) {
 	skeys := append([]string{k.entry, k.lease}, k.gens...)
+	ctx, cancel := c.storeCtx(ctx)
+	defer cancel()
 	v, err := c.s.Eval(ctx, AcquireScript, skeys, token, msArg(c.leaseTTL))
 	if err != nil {
 		return false, nil, nil, err
@@ -758,7 +762,10 @@ func (c *Cache[T]) loadLeased(ctx context.Context, k keys, token string, gens []
 	for _, g := range gens {
 		args = append(args, strconv.FormatInt(g, 10))
 	}
-	if _, err := c.s.Eval(ctx, FillScript, skeys, args...); err != nil {
+	fctx, cancel := c.storeCtx(ctx)
+	_, err := c.s.Eval(fctx, FillScript, skeys, args...)
+	cancel()
+	if err != nil {
 		// The value is good; only storing it failed. Count, and answer.
 		c.errs.Add(1)
 	}

@@ -191,18 +191,19 @@ func TestIsFallbackTellsTheLoader(t *testing.T) {
 	}
 }
 
-// releaseStaller is a memory store that, once stalled, hangs the lease's
-// release script until the call's context is done. A release made without
-// a deadline would wait for ever on a stalled Redis: it is counted, and let
-// go after a while so that the test can say so.
-type releaseStaller struct {
+// scriptStaller is a memory store that, once stalled, hangs one script
+// until the call's context is done. A call made without a deadline would
+// wait for ever on a stalled Redis: it is counted, and let go after a while
+// so that the test can say so.
+type scriptStaller struct {
 	store.Store
+	script    *store.Script
 	stalled   atomic.Bool
 	unbounded atomic.Int64
 }
 
-func (s *releaseStaller) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
-	if sc != cache.ReleaseScript || !s.stalled.Load() {
+func (s *scriptStaller) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (store.Value, error) {
+	if sc != s.script || !s.stalled.Load() {
 		return s.Store.Eval(ctx, sc, keys, args...)
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -224,7 +225,7 @@ func (s *releaseStaller) Eval(ctx context.Context, sc *store.Script, keys []stri
 // ran detached from every deadline and the caller waited for the stall to
 // end).
 func TestLeaseReleaseKeepsTheDeadline(t *testing.T) {
-	s := &releaseStaller{Store: memstore.New(nil)}
+	s := &scriptStaller{Store: memstore.New(nil), script: cache.ReleaseScript}
 	defer s.Close()
 	c, _ := cache.New(s, cache.Policy{Name: "p", TTL: time.Hour}, &cache.Options[string]{StoreTimeout: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -249,5 +250,31 @@ func TestLeaseReleaseKeepsTheDeadline(t *testing.T) {
 	}
 	if n := s.unbounded.Load(); n > 0 {
 		t.Errorf("%d lease releases without a deadline", n)
+	}
+}
+
+// TestFillKeepsStoreTimeout: a value loaded just before the store stalls is
+// answered once StoreTimeout has passed on storing it, not at the caller's
+// deadline (before, the fill ran on the shared load's LoadTimeout, and the
+// caller got a deadline error: `karat serve` answered a KPI request after
+// 2.4 s in CI, when the stall ended).
+func TestFillKeepsStoreTimeout(t *testing.T) {
+	s := &scriptStaller{Store: memstore.New(nil), script: cache.FillScript}
+	defer s.Close()
+	c, _ := cache.New(s, cache.Policy{Name: "p", TTL: time.Hour}, &cache.Options[string]{StoreTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	v, err := c.GetOrLoad(ctx, "t", "k", func(context.Context) (string, error) {
+		s.stalled.Store(true)
+		return "loaded", nil
+	})
+	if err != nil || v != "loaded" {
+		t.Fatalf("GetOrLoad with the fill stalled: %q, %v; want the loaded value", v, err)
+	}
+	if ctx.Err() != nil {
+		t.Error("answered only at the caller's deadline")
+	}
+	if st := c.Stats(); st.Errors == 0 {
+		t.Errorf("the failed fill was not counted: %+v", st)
 	}
 }

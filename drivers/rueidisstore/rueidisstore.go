@@ -32,6 +32,17 @@
 // on the next call, so the store recovers as soon as the server is back.
 // Other network errors are retried as rueidis would.
 //
+// rueidis answers a call at its context's deadline, with one exception: a
+// call that arrives while rueidis sets up a connection to the node waits
+// for that set-up, bounded by the dialer's timeout and ConnWriteTimeout
+// rather than by the call's deadline (seen in CI: an Eval with a 50 ms
+// deadline held over a second while a topology refresh reconnected to a
+// busy cluster node). Reconnects follow trouble, so for 5 seconds after a
+// call fails in transport (a timeout, a refused or broken connection) the
+// store runs each call that has a deadline on a goroutine of its own and
+// answers it at the deadline with the context's error; a calm store pays
+// one atomic load per call for this.
+//
 // # Cost of a cache hit
 //
 // A GetCached hit costs about as much as rueidis's own DoCache plus a copy
@@ -89,7 +100,8 @@ const DefaultMaxStale = time.Minute
 // It also implements store.Scanner and store.StatsReporter (Calls and
 // Errors). It is safe for concurrent use.
 type Store struct {
-	c           rueidis.Client
+	c           rueidis.Client // a *guardedClient over raw
+	raw         rueidis.Client // the caller's client, for As and Close
 	closeClient bool
 	g           drivercore.Gate // closed flag, counters, the checks every call starts with
 	hits        drivercore.Counter
@@ -118,7 +130,7 @@ func New(c rueidis.Client, opts *Options) store.Store {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Store{c: c, closeClient: opts.CloseClient}
+	s := &Store{c: &guardedClient{Client: c}, raw: c, closeClient: opts.CloseClient}
 	if opts.DisableCache {
 		return s
 	}
@@ -474,7 +486,7 @@ func (s *Store) Close() error {
 	if !s.g.Close() || !s.closeClient {
 		return nil
 	}
-	s.c.Close()
+	s.raw.Close()
 	return nil
 }
 
@@ -482,7 +494,7 @@ func (s *Store) Close() error {
 func (s *Store) As(target any) bool {
 	t, ok := target.(*rueidis.Client)
 	if ok {
-		*t = s.c
+		*t = s.raw
 	}
 	return ok
 }
