@@ -143,6 +143,9 @@ const EntryOverhead = 64
 const (
 	shardCount = 64
 	sweepLimit = 8
+	// sweepGrace is how long an expired key may stay for reuse before a
+	// sweep removes it (see Store.sweep).
+	sweepGrace = time.Second
 )
 
 type kind uint8
@@ -360,7 +363,7 @@ type Store struct {
 
 	g         drivercore.Gate // closed flag, counters, the checks every call starts with
 	evictions atomic.Uint64
-	expired   atomic.Uint64
+	expired   drivercore.Counter // every expired key found: a hot-path count (a spread of short-lived rate-limit buckets)
 }
 
 var (

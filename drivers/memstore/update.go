@@ -296,18 +296,25 @@ func parseDecimal(b []byte) (int64, bool) {
 	return int64(n), true
 }
 
-// sweep removes up to sweepLimit expired keys of sh, whose lock the caller
-// holds: incremental expiry, so keys nobody reads again do not stay
-// forever. It takes no lock but sh's (and, per key it removes, the
-// accounting's).
+// sweep removes up to sweepLimit keys of sh that expired more than
+// sweepGrace ago, whose lock the caller holds: incremental expiry, so keys
+// nobody reads again do not stay forever. It takes no lock but sh's (and,
+// per key it removes, the accounting's).
+//
+// The grace keeps a key that expired a moment ago for its next write, which
+// reuses the entry in place: a rate-limit bucket lives exactly until it
+// refills (one interval after a lone request), and a key that comes back
+// within a second costs no allocation. An expired key reads as missing
+// from its expiry instant on, swept or not.
 func (s *Store) sweep(sh *shard, now time.Time) {
 	n := 0
+	before := now.Add(-sweepGrace)
 	for k, e := range sh.data {
 		if n == sweepLimit {
 			return
 		}
 		n++
-		if expired(e, now) {
+		if expired(e, before) {
 			s.removeLocked(sh, k, e)
 			s.expired.Add(1)
 		}

@@ -157,3 +157,54 @@ func TestDecimalLen(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepGrace: a key that expired less than sweepGrace ago survives the
+// sweeps that writes to its shard run, reads as missing all the same, and
+// is then rewritten in place without an allocation (a rate-limit bucket
+// lives exactly until it refills, and comes back); once sweepGrace has
+// passed, the sweeps reclaim it.
+func TestSweepGrace(t *testing.T) {
+	ctx := context.Background()
+	clock := NewFakeClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := New(&Options{Clock: clock})
+	defer s.Close()
+	const n = 64
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "{t}bucket:" + strconv.Itoa(i)
+		if _, err := s.UpdateInt64(ctx, keys[i], setTo(1, time.Millisecond), store.Int64Update{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Millisecond)
+	for i := range 4 * n { // new keys in the same shard: each write sweeps
+		if _, err := s.UpdateInt64(ctx, "{t}other:"+strconv.Itoa(i), setTo(1, time.Hour), store.Int64Update{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Get(ctx, keys[0]); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an expired key reads %v, want ErrNotFound", err)
+	}
+	i := 1
+	allocs := testing.AllocsPerRun(n-2, func() {
+		u, err := s.UpdateInt64(ctx, keys[i], setTo(2, time.Millisecond), store.Int64Update{})
+		if err != nil || u.Found {
+			t.Fatalf("rewriting an expired key: found %v, %v", u.Found, err)
+		}
+		i++
+	})
+	if allocs != 0 {
+		t.Errorf("rewriting a key that expired %v ago: %v allocations, want 0 (reused in place)", 2*time.Millisecond, allocs)
+	}
+
+	before := s.Stats().Keys
+	clock.Advance(sweepGrace + time.Millisecond)
+	for i := range 4 * n {
+		if _, err := s.UpdateInt64(ctx, "{t}late:"+strconv.Itoa(i), setTo(1, time.Hour), store.Int64Update{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := s.Stats().Keys; after >= before+4*n {
+		t.Errorf("keys %d before, %d after %d writes past the grace: no expired key reclaimed", before, after, 4*n)
+	}
+}
