@@ -16,7 +16,12 @@
 //     TTL expires once the clock is past its expiry instant (as Redis keeps a
 //     key until then). Expired keys are removed lazily, when an operation
 //     touches them, and incrementally: every write examines up to 8 other
-//     keys of its shard.
+//     keys of its shard and removes those expired for more than a second
+//     (a key written again within that second reuses its entry: rate-limit
+//     buckets live exactly until they refill). An expired key reads as
+//     missing from its expiry instant on, removed or not; until removed it
+//     still counts towards MaxEntries and MaxBytes, as the least recently
+//     used, so it is the first evicted.
 //   - A hard cap on keys (MaxEntries) and on bytes (MaxBytes) is never
 //     exceeded. To make room, only keys that carry a TTL are evicted, least
 //     recently used first across the whole store (reads and writes count as
