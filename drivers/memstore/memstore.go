@@ -20,8 +20,8 @@
 //     (a key written again within that second reuses its entry: rate-limit
 //     buckets live exactly until they refill). An expired key reads as
 //     missing from its expiry instant on, removed or not; until removed it
-//     still counts towards MaxEntries and MaxBytes, as the least recently
-//     used, so it is the first evicted.
+//     still counts towards MaxEntries and MaxBytes, and eviction may take
+//     it like any key with a TTL, least recently used first.
 //   - A hard cap on keys (MaxEntries) and on bytes (MaxBytes) is never
 //     exceeded. To make room, only keys that carry a TTL are evicted, least
 //     recently used first across the whole store (reads and writes count as
