@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,5 +227,34 @@ func TestTTLOverflowClamped(t *testing.T) {
 	ttl, err = s.TTL(ctx, "k")
 	if err != nil || ttl != store.MaxTTL {
 		t.Errorf("TTL with the clock set back = %v, %v; want %v", ttl, err, store.MaxTTL)
+	}
+}
+
+// TestScriptPanicIsAnError: a Go body that panics fails its call with a
+// *store.ScriptError, commits none of its writes, and leaves the shard
+// usable; before, the panic reached the caller (a process down, for a bug
+// in one script).
+func TestScriptPanicIsAnError(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	defer s.Close()
+	sc := store.NewScript("panics", "return 1", func(v store.ScriptView, keys, args []string) (store.Value, error) {
+		if err := v.Set(keys[0], []byte("half"), 0); err != nil {
+			return store.Value{}, err
+		}
+		var m map[string]int
+		m["boom"]++ // a nil map: the body's bug
+		return store.IntValue(1), nil
+	})
+	_, err := s.Eval(ctx, sc, []string{"{p}k"})
+	var se *store.ScriptError
+	if !errors.As(err, &se) || !strings.Contains(se.Message, "panicked") {
+		t.Fatalf("Eval of a panicking body: %v, want a *store.ScriptError", err)
+	}
+	if _, err := s.Get(ctx, "{p}k"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the panicking body's write was committed: %v", err)
+	}
+	if err := s.Set(ctx, "{p}k", []byte("v"), 0); err != nil {
+		t.Errorf("the shard after the panic: %v", err)
 	}
 }

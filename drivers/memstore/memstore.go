@@ -516,10 +516,23 @@ func (s *Store) TTL(ctx context.Context, key string) (d time.Duration, err error
 func (s *Store) Eval(ctx context.Context, sc *store.Script, keys []string, args ...string) (res store.Value, err error) {
 	err = s.do(ctx, keys, func(v *view) error {
 		v.now = v.now.Truncate(time.Microsecond)
-		res, err = sc.Run(v, keys, args)
+		res, err = runBody(sc, v, keys, args)
 		return err
 	})
 	return res, err
+}
+
+// runBody runs sc's Go body. A body that panics fails the call with a
+// *store.ScriptError (as a Lua runtime error does on Redis) instead of
+// taking the process down: none of its writes is committed, and the shard
+// is released as after any error.
+func runBody(sc *store.Script, v *view, keys, args []string) (res store.Value, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = store.Value{}, &store.ScriptError{Message: fmt.Sprintf("memstore: the Go body of script %q panicked: %v", sc.Name(), r)}
+		}
+	}()
+	return sc.Run(v, keys, args)
 }
 
 // Ping implements store.Store.
