@@ -242,9 +242,7 @@ func TestScriptPanicIsAnError(t *testing.T) {
 		if err := v.Set(keys[0], []byte("half"), 0); err != nil {
 			return store.Value{}, err
 		}
-		var m map[string]int
-		m["boom"]++ // a nil map: the body's bug
-		return store.IntValue(1), nil
+		return store.IntValue(int64(len(args[3]))), nil // no args: index out of range, the body's bug
 	})
 	_, err := s.Eval(ctx, sc, []string{"{p}k"})
 	var se *store.ScriptError
