@@ -74,7 +74,7 @@ func newMemoryHarness(context.Context, *testing.T) (conformance.Harness, error) 
 // share data otherwise, and sharing it is what the suite needs.
 func (h *memoryHarness) MakeStore(context.Context) (store.Store, error) { return h.s, nil }
 func (h *memoryHarness) Capabilities() []string {
-	return []string{store.CapScan, store.CapStats, store.CapUsage}
+	return []string{store.CapInt64Update, store.CapScan, store.CapStats, store.CapUsage}
 }
 func (h *memoryHarness) Close()                  { h.s.Close() }
 func (h *memoryHarness) SetNow(t time.Time)      { h.clock.Set(t) }

@@ -41,7 +41,7 @@ func ExampleCapability() {
 	fmt.Println(store.Capabilities(s))
 	// Output:
 	// 2075.5 plain read
-	// [scan stats usage]
+	// [int64-update scan stats usage]
 }
 
 // bytesOnly is a CachedReader without the string form, as a third-party

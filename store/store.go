@@ -203,6 +203,9 @@ func Capabilities(s Store) []string {
 	if _, ok := Capability[CachedReader](s); ok {
 		caps = append(caps, CapCachedReads)
 	}
+	if _, ok := Capability[Int64Updater](s); ok {
+		caps = append(caps, CapInt64Update)
+	}
 	if _, ok := Capability[Scanner](s); ok {
 		caps = append(caps, CapScan)
 	}

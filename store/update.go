@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// CapInt64Update names the Int64Updater capability in Capabilities' list.
+const CapInt64Update = "int64-update"
+
 // Int64Updater is the optional capability of changing the integer held in
 // one key with a Go function, in process: a read-modify-write without a
 // script, without boxing results in a Value and without allocating per call.
