@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,28 +87,8 @@ func TestCacheRoutesFallBackToTheLoader(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := &cacheFault{Store: memstore.New(nil), stall: stall}
 			defer s.Close()
-			users, err := demo.NewUsers("fallback password", 4)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cat := demo.NewCatalogue(&demo.CatalogueOptions{Delay: 0})
-			api, err := httpapi.New(s, users, cat, &httpapi.Options{
-				SessionSecrets: [][]byte{[]byte("a fallback test secret of 32 bytes or more")},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := mux.NewRouter()
-			api.Mount(r)
-			srv := httptest.NewServer(r)
-			defer srv.Close()
-
-			res, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(
-				`{"tenant":"tehran-gold","email":"owner@tehran-gold.test","password":"fallback password"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
+			srv := demoServer(t, s, "fallback password", httpapi.Options{})
+			res := postLogin(t, srv.URL, "fallback password")
 			if res.StatusCode != http.StatusOK {
 				t.Fatalf("login: %d", res.StatusCode)
 			}
@@ -190,31 +171,10 @@ func (s *stallAfterLimit) Eval(ctx context.Context, sc *store.Script, keys []str
 func TestLoginStoreBudget(t *testing.T) {
 	s := &stallAfterLimit{Store: memstore.New(nil)}
 	defer s.Close()
-	users, err := demo.NewUsers("budget password", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const timeout = time.Second
-	api, err := httpapi.New(s, users, demo.NewCatalogue(&demo.CatalogueOptions{Delay: 0}), &httpapi.Options{
-		SessionSecrets: [][]byte{[]byte("a budget test secret of 32 bytes or more")},
-		StoreTimeout:   timeout,
-		LimitTimeout:   timeout,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := mux.NewRouter()
-	api.Mount(r)
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-
+	srv := demoServer(t, s, "budget password", httpapi.Options{StoreTimeout: timeout, LimitTimeout: timeout})
 	start := time.Now()
-	res, err := http.Post(srv.URL+"/v1/auth/login", "application/json", strings.NewReader(
-		`{"tenant":"tehran-gold","email":"owner@tehran-gold.test","password":"budget password"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	res := postLogin(t, srv.URL, "budget password")
 	took := time.Since(start)
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("login with the store gone after the decision: %d, want 503", res.StatusCode)
@@ -231,4 +191,40 @@ func TestLoginStoreBudget(t *testing.T) {
 		t.Errorf("login took %v with StoreTimeout %v: more than one store budget after the password check", took, timeout)
 	}
 	t.Logf("login answered 503 in %v (StoreTimeout %v)", took.Round(time.Millisecond), timeout)
+}
+
+// demoServer serves the demo API (users with password, bcrypt cost 4; a
+// catalogue without delay) over s, with opts (SessionSecrets set when
+// empty), until the test ends.
+func demoServer(t *testing.T, s store.Store, password string, opts httpapi.Options) *httptest.Server {
+	t.Helper()
+	users, err := demo.NewUsers(password, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.SessionSecrets == nil {
+		opts.SessionSecrets = [][]byte{[]byte("a demo test secret of 32 bytes or more")}
+	}
+	api, err := httpapi.New(s, users, demo.NewCatalogue(&demo.CatalogueOptions{Delay: 0}), &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mux.NewRouter()
+	api.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// postLogin signs in as the demo shop's owner with password; the body is
+// closed, the cookies and status kept.
+func postLogin(t *testing.T, base, password string) *http.Response {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"tenant": "tehran-gold", "email": "owner@tehran-gold.test", "password": password})
+	res, err := http.Post(base+"/v1/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
 }

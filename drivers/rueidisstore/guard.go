@@ -63,18 +63,11 @@ func (g *guardedClient) Do(ctx context.Context, cmd rueidis.Completed) rueidis.R
 		g.check(r)
 		return r
 	}
-	ch := make(chan rueidis.RedisResult, 1)
-	go func() {
+	return byDeadline(ctx, func() rueidis.RedisResult {
 		r := g.Client.Do(ctx, cmd)
 		g.check(r)
-		ch <- r
-	}()
-	select {
-	case r := <-ch:
 		return r
-	case <-ctx.Done():
-		return rueidis.NewErrorResult(ctx.Err())
-	}
+	}, rueidis.NewErrorResult)
 }
 
 // DoCache is rueidis.Client's DoCache, answered by ctx's deadline.
@@ -84,18 +77,11 @@ func (g *guardedClient) DoCache(ctx context.Context, cmd rueidis.Cacheable, ttl 
 		g.check(r)
 		return r
 	}
-	ch := make(chan rueidis.RedisResult, 1)
-	go func() {
+	return byDeadline(ctx, func() rueidis.RedisResult {
 		r := g.Client.DoCache(ctx, cmd, ttl)
 		g.check(r)
-		ch <- r
-	}()
-	select {
-	case r := <-ch:
 		return r
-	case <-ctx.Done():
-		return rueidis.NewErrorResult(ctx.Err())
-	}
+	}, rueidis.NewErrorResult)
 }
 
 // DoMulti is rueidis.Client's DoMulti, answered by ctx's deadline.
@@ -105,20 +91,28 @@ func (g *guardedClient) DoMulti(ctx context.Context, multi ...rueidis.Completed)
 		g.checkAll(rs)
 		return rs
 	}
-	ch := make(chan []rueidis.RedisResult, 1)
-	go func() {
+	return byDeadline(ctx, func() []rueidis.RedisResult {
 		rs := g.Client.DoMulti(ctx, multi...)
 		g.checkAll(rs)
-		ch <- rs
-	}()
-	select {
-	case rs := <-ch:
 		return rs
-	case <-ctx.Done():
+	}, func(err error) []rueidis.RedisResult {
 		rs := make([]rueidis.RedisResult, len(multi))
 		for i := range rs {
-			rs[i] = rueidis.NewErrorResult(ctx.Err())
+			rs[i] = rueidis.NewErrorResult(err)
 		}
 		return rs
+	})
+}
+
+// byDeadline runs call on a goroutine of its own and returns its result,
+// or late(ctx.Err()) once ctx is done; the goroutine ends when call does.
+func byDeadline[T any](ctx context.Context, call func() T, late func(error) T) T {
+	ch := make(chan T, 1)
+	go func() { ch <- call() }()
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		return late(ctx.Err())
 	}
 }
