@@ -170,21 +170,57 @@ func typed(err error) bool {
 // own deadline, and records what went wrong: an untyped error, or a call
 // that returned later than its deadline plus callSlack.
 type traffic struct {
-	st   *stack
+	crew
+	st *stack
+
+	ok, failed atomic.Int64
+	maxLate    atomic.Int64 // the longest call, in ns
+}
+
+// crew is a set of goroutines that run until halted (each returns when stop is
+// closed), and the problems they saw, the first 20 kept. Both traffic
+// generators of the fault tests embed it.
+type crew struct {
 	stop chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
 
-	ok, failed atomic.Int64
-	maxLate    atomic.Int64 // the longest call, in ns
-
-	mu       sync.Mutex
+	mu       sync.Mutex // guards problems, and whatever the embedding type says
 	problems []string
+}
+
+// halt stops the workers and waits for them; it may be called more than once.
+func (w *crew) halt() {
+	w.once.Do(func() { close(w.stop) })
+	w.wg.Wait()
+}
+
+func (w *crew) problem(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.problemLocked(fmt.Sprintf(format, args...))
+}
+
+func (w *crew) problemLocked(p string) {
+	if len(w.problems) < 20 {
+		w.problems = append(w.problems, p)
+	}
+}
+
+// report halts the workers and fails t on every problem they saw.
+func (w *crew) report(t *testing.T) {
+	t.Helper()
+	w.halt()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.problems {
+		t.Error(p)
+	}
 }
 
 func startTraffic(t *testing.T, st *stack, workers int) *traffic {
 	t.Helper()
-	tr := &traffic{st: st, stop: make(chan struct{})}
+	tr := &traffic{crew: crew{stop: make(chan struct{})}, st: st}
 	t.Cleanup(tr.halt) // a test that fails early must not leave traffic running
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -248,29 +284,10 @@ func (tr *traffic) run(w int, tok string) {
 	}
 }
 
-// halt stops the traffic and waits for it; it may be called more than once.
-func (tr *traffic) halt() {
-	tr.once.Do(func() { close(tr.stop) })
-	tr.wg.Wait()
-}
-
-func (tr *traffic) problem(format string, args ...any) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if len(tr.problems) < 20 {
-		tr.problems = append(tr.problems, fmt.Sprintf(format, args...))
-	}
-}
-
 // finish stops the traffic and fails the test on any problem it saw.
 func (tr *traffic) finish(t *testing.T) {
 	t.Helper()
-	tr.halt()
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	for _, p := range tr.problems {
-		t.Error(p)
-	}
+	tr.report(t)
 	t.Logf("traffic: %d calls ok, %d failed (typed), longest call %v",
 		tr.ok.Load(), tr.failed.Load(), time.Duration(tr.maxLate.Load()))
 	if tr.ok.Load() == 0 {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,15 +140,10 @@ func (c *serveClient) waitBack(t *testing.T, back time.Time) (readyAt, serviceAt
 // status, the slowest request, and as problems: a transport error, a 5xx
 // other than 503, a 503 without Retry-After, a request slower than 2 s.
 type httpTraffic struct {
-	c    *serveClient
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
-
-	mu       sync.Mutex
-	problems []string
-	statuses map[string]map[int]int // by route
-	slowest  time.Duration
+	crew
+	c        *serveClient
+	statuses map[string]map[int]int // by route, under mu
+	slowest  time.Duration          // under mu
 }
 
 // trafficRoutes are the requests httpTraffic cycles through.
@@ -164,7 +158,7 @@ var trafficRoutes = []struct{ name, method, path string }{
 
 func startHTTPTraffic(t *testing.T, c *serveClient, token string, workers int) *httpTraffic {
 	t.Helper()
-	tr := &httpTraffic{c: c, stop: make(chan struct{}), statuses: map[string]map[int]int{}}
+	tr := &httpTraffic{crew: crew{stop: make(chan struct{})}, c: c, statuses: map[string]map[int]int{}}
 	t.Cleanup(tr.halt)
 	for w := range workers {
 		tr.wg.Go(func() { tr.run(w, token) })
@@ -218,28 +212,13 @@ func (tr *httpTraffic) run(w int, token string) {
 	}
 }
 
-func (tr *httpTraffic) problemLocked(p string) {
-	if len(tr.problems) < 20 {
-		tr.problems = append(tr.problems, p)
-	}
-}
-
-// halt stops the traffic and waits for it; it may be called more than once.
-func (tr *httpTraffic) halt() {
-	tr.once.Do(func() { close(tr.stop) })
-	tr.wg.Wait()
-}
-
 // finish stops the traffic, fails the test on every problem it saw, and
 // returns the statuses by route and the slowest request.
 func (tr *httpTraffic) finish(t *testing.T) (map[string]map[int]int, time.Duration) {
 	t.Helper()
-	tr.halt()
+	tr.report(t)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	for _, p := range tr.problems {
-		t.Error(p)
-	}
 	return tr.statuses, tr.slowest.Round(time.Millisecond)
 }
 
