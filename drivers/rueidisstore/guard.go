@@ -2,6 +2,7 @@ package rueidisstore
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -43,9 +44,10 @@ func (g *guardedClient) guarded(ctx context.Context) bool {
 
 // check starts (or extends) the guard window when r failed in transport: a
 // timeout, a refused or broken connection. Replies from Redis, errors
-// included, do not count.
+// included, do not count, nor does a caller that cancelled its call (a web
+// client that went away is no sign of trouble, and a server sees many).
 func (g *guardedClient) check(r rueidis.RedisResult) {
-	if r.NonRedisError() != nil {
+	if err := r.NonRedisError(); err != nil && !errors.Is(err, context.Canceled) {
 		g.until.Store(time.Now().Add(guardWindow).UnixNano())
 	}
 }

@@ -62,3 +62,17 @@ func TestGuardAnswersByTheDeadline(t *testing.T) {
 		t.Error("the guard window did not close")
 	}
 }
+
+// TestGuardIgnoresCancelledCalls: a call its caller cancelled does not open
+// the guard window (a server sees many clients go away); a timeout does.
+func TestGuardIgnoresCancelledCalls(t *testing.T) {
+	g := &guardedClient{}
+	g.check(rueidis.NewErrorResult(context.Canceled))
+	if g.until.Load() != 0 {
+		t.Error("a cancelled call opened the guard window")
+	}
+	g.check(rueidis.NewErrorResult(context.DeadlineExceeded))
+	if g.until.Load() == 0 {
+		t.Error("a timed-out call did not open the guard window")
+	}
+}

@@ -40,8 +40,10 @@
 // busy cluster node). Reconnects follow trouble, so for 5 seconds after a
 // call fails in transport (a timeout, a refused or broken connection) the
 // store runs each call that has a deadline on a goroutine of its own and
-// answers it at the deadline with the context's error; a calm store pays
-// one atomic load per call for this.
+// answers it at the deadline with the context's error (a call its caller
+// cancelled does not count as trouble). A calm store pays one atomic load
+// per call for this; within the window each call with a deadline also pays
+// a goroutine and a channel, a visible share of a client-side cache hit.
 //
 // # Cost of a cache hit
 //
