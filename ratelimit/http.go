@@ -235,9 +235,28 @@ func retryAfter(d Decision) string {
 // IP address): the first 12 bytes of SHA-256, as a structured-field byte
 // sequence.
 func PartitionKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return ":" + base64.StdEncoding.EncodeToString(sum[:12]) + ":"
+	var b [partitionKeyLen]byte
+	return string(appendPartitionKey(b[:0], key))
 }
+
+// partitionKeyLen is the length of a partition key: 12 bytes of SHA-256 in
+// base64 (16 characters) between colons.
+const partitionKeyLen = 18
+
+// appendPartitionKey appends PartitionKey(key) to dst.
+func appendPartitionKey(dst []byte, key string) []byte {
+	sum := sha256.Sum256([]byte(key))
+	dst = append(dst, ':')
+	dst = base64.StdEncoding.AppendEncode(dst, sum[:12])
+	return append(dst, ':')
+}
+
+// The canonical forms (http.CanonicalHeaderKey) of the fields SetHeaders
+// writes: set directly, they are not canonicalised again on every response.
+var (
+	hdrPolicy = http.CanonicalHeaderKey("RateLimit-Policy")
+	hdrLimit  = http.CanonicalHeaderKey("RateLimit")
+)
 
 // SetHeaders sets RateLimit-Policy and RateLimit, one item per decision
 // (reqs[i] gave ds[i]), as draft-ietf-httpapi-ratelimit-headers has them:
@@ -250,18 +269,26 @@ func PartitionKey(key string) string {
 // X-RateLimit-Limit, -Remaining and -Reset describe the decision Overall
 // picks.
 func SetHeaders(h http.Header, reqs []Request, ds []Decision, legacy bool) {
-	var pol, cur strings.Builder
+	// Both fields are built by appending into buffers on the stack (a
+	// request's few policies fit), each made a string once.
+	var pbuf, cbuf [256]byte
+	pol, cur := pbuf[:0], cbuf[:0]
 	for i, d := range ds {
 		if i > 0 {
-			pol.WriteString(", ")
-			cur.WriteString(", ")
+			pol = append(pol, ", "...)
+			cur = append(cur, ", "...)
 		}
-		pk := PartitionKey(reqs[i].Key)
-		pol.WriteString(`"` + d.Policy + `";q=` + strconv.FormatInt(d.Limit, 10) + ";w=" + strconv.FormatInt(ceilSeconds(d.Window), 10) + ";pk=" + pk)
-		cur.WriteString(`"` + d.Policy + `";r=` + strconv.FormatInt(d.Remaining, 10) + ";t=" + strconv.FormatInt(ceilSeconds(d.ResetAfter), 10) + ";pk=" + pk)
+		var pkb [partitionKeyLen]byte
+		pk := appendPartitionKey(pkb[:0], reqs[i].Key)
+		pol = append(append(append(pol, '"'), d.Policy...), `";q=`...)
+		pol = append(strconv.AppendInt(pol, d.Limit, 10), ";w="...)
+		pol = append(append(strconv.AppendInt(pol, ceilSeconds(d.Window), 10), ";pk="...), pk...)
+		cur = append(append(append(cur, '"'), d.Policy...), `";r=`...)
+		cur = append(strconv.AppendInt(cur, d.Remaining, 10), ";t="...)
+		cur = append(append(strconv.AppendInt(cur, ceilSeconds(d.ResetAfter), 10), ";pk="...), pk...)
 	}
-	h.Set("RateLimit-Policy", pol.String())
-	h.Set("RateLimit", cur.String())
+	h[hdrPolicy] = []string{string(pol)}
+	h[hdrLimit] = []string{string(cur)}
 	if legacy {
 		o := Overall(ds)
 		h.Set("X-RateLimit-Limit", strconv.FormatInt(o.Limit, 10))
