@@ -99,8 +99,11 @@ type Options struct {
 	// LimitTimeout + StoreTimeout (750 ms by default), the API policy
 	// (which fails open) having waited out its bound first.
 	LimitTimeout time.Duration
-	// LoadTimeout bounds a cache-aside request (store calls and the load
-	// from the data source); default 10s.
+	// LoadTimeout bounds a cache-aside load (its store calls and the load
+	// from the data source), which the requests for one entry share: a
+	// request waits for it at most that long; default 10s. It is the
+	// caches' own bound (cache.Options.LoadTimeout), not a context made per
+	// request: a cache hit makes no timer.
 	LoadTimeout time.Duration
 	// CacheMaxStale is the caches' and sessions' staleness bound across
 	// processes; default 1s (the layers' default).
@@ -201,19 +204,19 @@ func New(s store.Store, users Directory, data DataSource, opts *Options) (*API, 
 	}
 	cns := sub("cache")
 	storeTimeout := o.StoreTimeout * 3 / 5
-	if a.kpis, err = cache.New(s, fallback(cache.KPI), &cache.Options[demo.KPIs]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.kpis, err = cache.New(s, fallback(cache.KPI), &cache.Options[demo.KPIs]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout, LoadTimeout: o.LoadTimeout}); err != nil {
 		return nil, err
 	}
-	if a.customers, err = cache.New(s, fallback(cache.Customer), &cache.Options[demo.Customer]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.customers, err = cache.New(s, fallback(cache.Customer), &cache.Options[demo.Customer]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout, LoadTimeout: o.LoadTimeout}); err != nil {
 		return nil, err
 	}
-	if a.products, err = cache.New(s, fallback(cache.Product), &cache.Options[demo.Product]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.products, err = cache.New(s, fallback(cache.Product), &cache.Options[demo.Product]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout, LoadTimeout: o.LoadTimeout}); err != nil {
 		return nil, err
 	}
-	if a.invoices, err = cache.New(s, fallback(cache.Invoice), &cache.Options[demo.Invoice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.invoices, err = cache.New(s, fallback(cache.Invoice), &cache.Options[demo.Invoice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout, LoadTimeout: o.LoadTimeout}); err != nil {
 		return nil, err
 	}
-	if a.gold, err = cache.New(s, cache.GoldPrice, &cache.Options[demo.GoldPrice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout}); err != nil {
+	if a.gold, err = cache.New(s, cache.GoldPrice, &cache.Options[demo.GoldPrice]{Namespace: cns, MaxStale: o.CacheMaxStale, StoreTimeout: storeTimeout, LoadTimeout: o.LoadTimeout}); err != nil {
 		return nil, err
 	}
 	if o.Metrics != nil {

@@ -45,10 +45,10 @@ func cacheStatus(how int32) string {
 // found 404, store down 503 (only when the loader fails too, or for a
 // policy without the fallback).
 func cached[T any](a *API, w http.ResponseWriter, r *http.Request, c *cache.Cache[T], name, tenant, key string, load func(ctx context.Context) (T, error)) {
-	ctx, cancel := context.WithTimeout(r.Context(), a.opts.LoadTimeout)
-	defer cancel()
+	// No deadline of its own: the cache bounds its loads by LoadTimeout
+	// and its store calls by StoreTimeout (see Options.LoadTimeout).
 	var how atomic.Int32
-	v, err := c.GetOrLoad(ctx, tenant, key, func(ctx context.Context) (T, error) {
+	v, err := c.GetOrLoad(r.Context(), tenant, key, func(ctx context.Context) (T, error) {
 		if cache.IsFallback(ctx) {
 			how.Store(loadedAround)
 		} else {
