@@ -137,6 +137,8 @@ type API struct {
 	products  *cache.Cache[demo.Product]
 	invoices  *cache.Cache[demo.Invoice]
 	gold      *cache.Cache[demo.GoldPrice]
+
+	dataMemo dataMemo // decoded session data (see Authenticate)
 }
 
 // New builds the API over s: a session manager, a rate limiter and one

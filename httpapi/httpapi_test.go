@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/karat-go/karat/drivers/memstore"
+	"github.com/karat-go/karat/session"
 	"github.com/karat-go/karat/store"
 )
 
@@ -163,5 +164,44 @@ func TestObserveBoundsLabelsAndLines(t *testing.T) {
 		if len(line) > 2048 {
 			t.Errorf("a log line of %d bytes", len(line))
 		}
+	}
+}
+
+// TestDataMemoFollowsUpdates: the decoded session data is kept per session
+// version, so an Update is seen at once, and the memo stays bounded.
+func TestDataMemoFollowsUpdates(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(nil)
+	defer s.Close()
+	m, err := session.New(s, [][]byte{[]byte("a memo test secret of 32 bytes or more")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := m.Create(ctx, "ann", "shop", session.Meta{Data: SessionData{Role: "clerk", Name: "Ann"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dataMemo
+	sess, err := m.Validate(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.get(sess); err != nil || got.Role != "clerk" {
+		t.Fatalf("first read: %+v, %v", got, err)
+	}
+	if _, err := m.Update(ctx, tok, sess.Version, SessionData{Role: "owner", Name: "Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if sess, err = m.Validate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.get(sess); err != nil || got.Role != "owner" {
+		t.Errorf("after Update: %+v, %v; want the new role", got, err)
+	}
+	for i := range 2 * dataMemoMax {
+		d.get(&session.Session{ID: fmt.Sprint(i)})
+	}
+	if n := len(d.m); n > dataMemoMax {
+		t.Errorf("the memo holds %d entries, want at most %d", n, dataMemoMax)
 	}
 }
