@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,18 +83,14 @@ func (c *serveClient) serverGoroutines(t *testing.T) int {
 // 200s and 503s; it is how a test sees whether the server went not-ready
 // during a fault, and came back.
 type readyzWatch struct {
-	stop       chan struct{}
-	done       chan struct{}
-	mu         sync.Mutex
-	up, down   int
-	firstDown  time.Time
-	otherState []string
+	crew                // its one goroutine; a problem is an answer neither 200 nor 503
+	up, down  int       // under mu
+	firstDown time.Time // under mu
 }
 
 func watchReadyz(t *testing.T, c *serveClient) *readyzWatch {
-	w := &readyzWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
+	w := &readyzWatch{crew: crew{stop: make(chan struct{})}}
+	w.wg.Go(func() {
 		for {
 			select {
 			case <-w.stop:
@@ -114,22 +109,13 @@ func watchReadyz(t *testing.T, c *serveClient) *readyzWatch {
 					w.firstDown = now
 				}
 			default:
-				w.otherState = append(w.otherState, fmt.Sprint(r, err))
+				w.problemLocked("/readyz answered neither 200 nor 503: " + fmt.Sprint(r, err))
 			}
 			w.mu.Unlock()
 		}
-	}()
+	})
 	t.Cleanup(w.halt)
 	return w
-}
-
-func (w *readyzWatch) halt() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	<-w.done
 }
 
 // take returns the counts since the last take (or the start) and the
@@ -146,12 +132,7 @@ func (w *readyzWatch) take() (up, down int, firstDown time.Time) {
 // 200 nor 503.
 func (w *readyzWatch) finish(t *testing.T) {
 	t.Helper()
-	w.halt()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, o := range w.otherState {
-		t.Errorf("/readyz answered neither 200 nor 503: %s", o)
-	}
+	w.report(t)
 }
 
 // masterHolding returns the master among masters that holds a key whose
